@@ -1,0 +1,167 @@
+//! The table of every configuration key Ferrite understands, under its Kafka name.
+//!
+//! One table serves three masters: parsing (`BrokerConfig`), validation of topic
+//! overrides (CreateTopics, AlterConfigs) and DescribeConfigs, which must list every key
+//! with its default, its type and its documentation the way Kafka's admin tools expect.
+
+/// The value type of a key, as DescribeConfigs v3+ reports it (`config_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Short,
+    Long,
+    Double,
+    List,
+}
+
+impl ConfigType {
+    /// The code DescribeConfigs uses (org.apache.kafka.common.config.ConfigDef.Type order).
+    pub fn code(self) -> i8 {
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Short => 4,
+            ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::List => 7,
+        }
+    }
+
+    /// Checks that `value` parses as this type; returns a message for the operator if not.
+    pub fn validate(self, value: &str) -> Result<(), std::string::String> {
+        let v = value.trim();
+        let ok = match self {
+            ConfigType::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+            ConfigType::Int => v.parse::<i32>().is_ok(),
+            ConfigType::Short => v.parse::<i16>().is_ok(),
+            ConfigType::Long => v.parse::<i64>().is_ok(),
+            ConfigType::Double => v.parse::<f64>().is_ok(),
+            ConfigType::String | ConfigType::List => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("expected a value of type {self:?}, got {value:?}"))
+        }
+    }
+}
+
+/// One broker-level key.
+pub struct BrokerKey {
+    pub name: &'static str,
+    /// `None` means Kafka's "null" default (the key is unset).
+    pub default: Option<&'static str>,
+    pub kind: ConfigType,
+    /// Whether a topic-level key falls back to this one (the broker synonym).
+    pub doc: &'static str,
+}
+
+/// One topic-level key and the broker key it defaults to.
+pub struct TopicKey {
+    pub name: &'static str,
+    pub broker_synonym: Option<&'static str>,
+    /// Default used when there is no broker synonym.
+    pub default: &'static str,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+}
+
+const fn b(name: &'static str, default: Option<&'static str>, kind: ConfigType, doc: &'static str) -> BrokerKey {
+    BrokerKey { name, default, kind, doc }
+}
+
+use ConfigType::*;
+
+pub const BROKER_KEYS: &[BrokerKey] = &[
+    b("node.id", Some("0"), Int, "The node id of this broker."),
+    b("broker.id", None, Int, "Synonym of node.id kept for older configurations."),
+    b("listeners", Some("PLAINTEXT://0.0.0.0:9092"), List, "Addresses the broker listens on, as NAME://host:port."),
+    b("advertised.listeners", Some("PLAINTEXT://localhost:9092"), List, "Addresses handed to clients in Metadata."),
+    b("log.dirs", Some("./data"), String, "The directory that holds the log data."),
+    b("log.dir", None, String, "Synonym of log.dirs."),
+    b("num.partitions", Some("1"), Int, "Default number of partitions of an automatically created topic."),
+    b("default.replication.factor", Some("1"), Short, "Default replication factor; a single node serves 1."),
+    b("auto.create.topics.enable", Some("true"), Boolean, "Create a topic when a client asks Metadata for one that does not exist."),
+    b("delete.topic.enable", Some("true"), Boolean, "Allow DeleteTopics."),
+    b("log.segment.bytes", Some("1073741824"), Int, "Maximum size of a single log segment file."),
+    b("log.roll.ms", None, Long, "Maximum time before a new segment is rolled out (overrides log.roll.hours)."),
+    b("log.roll.hours", Some("168"), Int, "Maximum time before a new segment is rolled out, in hours."),
+    b("log.index.interval.bytes", Some("4096"), Int, "Bytes of log between two offset index entries."),
+    b("log.index.size.max.bytes", Some("10485760"), Int, "Maximum size of an offset index file."),
+    b("log.retention.ms", None, Long, "Time to keep a segment before deleting it (overrides minutes and hours); -1 keeps forever."),
+    b("log.retention.minutes", None, Int, "Time to keep a segment before deleting it, in minutes."),
+    b("log.retention.hours", Some("168"), Int, "Time to keep a segment before deleting it, in hours."),
+    b("log.retention.bytes", Some("-1"), Long, "Maximum size of a partition before old segments are deleted; -1 is unlimited."),
+    b("log.retention.check.interval.ms", Some("300000"), Long, "How often retention is checked."),
+    b("log.flush.interval.messages", Some("9223372036854775807"), Long, "Messages accumulated on a partition before it is fsynced; 1 fsyncs before every acknowledgement."),
+    b("log.flush.interval.ms", None, Long, "Maximum time a message stays in the page cache before the partition is fsynced."),
+    b("log.flush.scheduler.interval.ms", Some("9223372036854775807"), Long, "How often the flusher checks log.flush.interval.ms."),
+    b("log.message.timestamp.type", Some("CreateTime"), String, "CreateTime or LogAppendTime."),
+    b("log.cleanup.policy", Some("delete"), List, "delete, compact or both."),
+    b("log.message.format.version", None, String, "Ignored; only message format v2 is served."),
+    b("message.max.bytes", Some("1048588"), Int, "Largest record batch accepted."),
+    b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; a larger frame closes the connection."),
+    b("compression.type", Some("producer"), String, "Compression of stored batches; only 'producer' keeps batches as sent."),
+    b("min.insync.replicas", Some("1"), Int, "Minimum in-sync replicas for acks=all."),
+    b("log.cleaner.delete.retention.ms", Some("86400000"), Long, "How long tombstones are kept on compacted topics."),
+    b("log.cleaner.min.cleanable.ratio", Some("0.5"), Double, "Minimum dirty ratio before a log is cleaned."),
+    b("log.cleaner.min.compaction.lag.ms", Some("0"), Long, "Minimum age of a record before it can be compacted."),
+    b("log.cleaner.max.compaction.lag.ms", Some("9223372036854775807"), Long, "Maximum age of a record before it must be compacted."),
+    b("log.segment.delete.delay.ms", Some("60000"), Long, "Delay before a deleted segment's files are removed."),
+    b("log.message.timestamp.before.max.ms", Some("9223372036854775807"), Long, "Largest accepted lag of a CreateTime timestamp behind the broker clock."),
+    b("log.message.timestamp.after.max.ms", Some("9223372036854775807"), Long, "Largest accepted lead of a CreateTime timestamp over the broker clock."),
+    b("log.preallocate", Some("false"), Boolean, "Ignored; segments are appended sequentially."),
+    b("unclean.leader.election.enable", Some("false"), Boolean, "Meaningless on a single node; reported for tools."),
+    b("cluster.id", None, String, "The cluster id; generated on first start and kept in meta.properties."),
+    b("process.roles", Some("broker,controller"), List, "Reported for tools; Ferrite is a combined single node."),
+    b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),
+    b("group.initial.rebalance.delay.ms", Some("3000"), Int, "Delay of the first rebalance of a new group."),
+];
+
+const fn t(
+    name: &'static str,
+    broker_synonym: Option<&'static str>,
+    default: &'static str,
+    kind: ConfigType,
+    doc: &'static str,
+) -> TopicKey {
+    TopicKey { name, broker_synonym, default, kind, doc }
+}
+
+pub const TOPIC_KEYS: &[TopicKey] = &[
+    t("cleanup.policy", Some("log.cleanup.policy"), "delete", List, "delete, compact or both."),
+    t("compression.type", Some("compression.type"), "producer", String, "Compression of stored batches."),
+    t("delete.retention.ms", Some("log.cleaner.delete.retention.ms"), "86400000", Long, "How long tombstones are kept on compacted topics."),
+    t("file.delete.delay.ms", Some("log.segment.delete.delay.ms"), "60000", Long, "Delay before a deleted segment's files are removed."),
+    t("flush.messages", Some("log.flush.interval.messages"), "9223372036854775807", Long, "Messages before the partition is fsynced."),
+    t("flush.ms", Some("log.flush.interval.ms"), "9223372036854775807", Long, "Time before the partition is fsynced."),
+    t("index.interval.bytes", Some("log.index.interval.bytes"), "4096", Int, "Bytes of log between two index entries."),
+    t("max.message.bytes", Some("message.max.bytes"), "1048588", Int, "Largest record batch accepted."),
+    t("message.timestamp.type", Some("log.message.timestamp.type"), "CreateTime", String, "CreateTime or LogAppendTime."),
+    t("message.timestamp.before.max.ms", Some("log.message.timestamp.before.max.ms"), "9223372036854775807", Long, "Largest accepted lag of a CreateTime timestamp."),
+    t("message.timestamp.after.max.ms", Some("log.message.timestamp.after.max.ms"), "9223372036854775807", Long, "Largest accepted lead of a CreateTime timestamp."),
+    t("min.cleanable.dirty.ratio", Some("log.cleaner.min.cleanable.ratio"), "0.5", Double, "Minimum dirty ratio before cleaning."),
+    t("min.compaction.lag.ms", Some("log.cleaner.min.compaction.lag.ms"), "0", Long, "Minimum age before compaction."),
+    t("max.compaction.lag.ms", Some("log.cleaner.max.compaction.lag.ms"), "9223372036854775807", Long, "Maximum age before compaction."),
+    t("min.insync.replicas", Some("min.insync.replicas"), "1", Int, "Minimum in-sync replicas for acks=all."),
+    t("preallocate", Some("log.preallocate"), "false", Boolean, "Ignored."),
+    t("retention.bytes", Some("log.retention.bytes"), "-1", Long, "Maximum partition size before old segments are deleted."),
+    t("retention.ms", Some("log.retention.ms"), "604800000", Long, "Time to keep a segment; -1 keeps forever."),
+    t("segment.bytes", Some("log.segment.bytes"), "1073741824", Int, "Maximum size of a segment."),
+    t("segment.index.bytes", Some("log.index.size.max.bytes"), "10485760", Int, "Maximum size of an offset index."),
+    t("segment.ms", Some("log.roll.ms"), "604800000", Long, "Time before a segment is rolled."),
+    t("segment.jitter.ms", None, "0", Long, "Ignored."),
+    t("unclean.leader.election.enable", Some("unclean.leader.election.enable"), "false", Boolean, "Meaningless on a single node."),
+    t("message.downconversion.enable", None, "true", Boolean, "Ignored; no down-conversion happens."),
+];
+
+pub fn broker_key(name: &str) -> Option<&'static BrokerKey> {
+    BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
+pub fn topic_key(name: &str) -> Option<&'static TopicKey> {
+    TOPIC_KEYS.iter().find(|k| k.name == name)
+}

@@ -1,0 +1,89 @@
+//! `listeners` and `advertised.listeners`: where the broker binds and what it tells clients.
+//!
+//! Bind addresses are parsed as IP literals (a static binary has no NSS for name lookups);
+//! advertised hosts are plain strings handed to clients as they are.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub advertised_host: String,
+    /// 0 means "the port actually bound" (an ephemeral listener).
+    pub advertised_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSet(pub Vec<Listener>);
+
+impl Default for ListenerSet {
+    fn default() -> Self {
+        ListenerSet::parse("PLAINTEXT://0.0.0.0:9092", Some("PLAINTEXT://localhost:9092")).expect("valid default")
+    }
+}
+
+fn split(entry: &str) -> Result<(String, String, u16), String> {
+    let entry = entry.trim();
+    let (name, rest) = entry
+        .split_once("://")
+        .ok_or_else(|| format!("{entry:?} is not of the form NAME://host:port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{entry:?} has no port"))?;
+    let port: u16 = port.parse().map_err(|_| format!("{entry:?} has an invalid port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok((name.to_ascii_uppercase(), host, port))
+}
+
+fn bind_ip(host: &str) -> Result<IpAddr, String> {
+    match host {
+        "" => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        "localhost" => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        h => h
+            .parse()
+            .map_err(|_| format!("listener host {h:?} must be an IP address (or empty for all interfaces)")),
+    }
+}
+
+impl ListenerSet {
+    pub fn parse(listeners: &str, advertised: Option<&str>) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for entry in listeners.split(',').filter(|e| !e.trim().is_empty()) {
+            let (name, host, port) = split(entry)?;
+            let ip = bind_ip(&host)?;
+            let default_host = if ip.is_unspecified() { "localhost".to_string() } else { host.clone() };
+            out.push(Listener { name, bind: SocketAddr::new(ip, port), advertised_host: default_host, advertised_port: port });
+        }
+        if out.is_empty() {
+            return Err("no listener configured".into());
+        }
+        if let Some(adv) = advertised {
+            for entry in adv.split(',').filter(|e| !e.trim().is_empty()) {
+                let (name, host, port) = split(entry)?;
+                let l = out
+                    .iter_mut()
+                    .find(|l| l.name == name)
+                    .ok_or_else(|| format!("advertised listener {name} has no matching entry in listeners"))?;
+                l.advertised_host = host;
+                l.advertised_port = port;
+            }
+        }
+        Ok(ListenerSet(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_advertised_override() {
+        let s = ListenerSet::parse("PLAINTEXT://0.0.0.0:9092", None).unwrap();
+        assert_eq!(s.0[0].advertised_host, "localhost");
+        let s = ListenerSet::parse("PLAINTEXT://127.0.0.1:0", Some("PLAINTEXT://broker:19092")).unwrap();
+        assert_eq!((s.0[0].advertised_host.as_str(), s.0[0].advertised_port), ("broker", 19092));
+        assert!(ListenerSet::parse("PLAINTEXT://kafka.example:9092", None).is_err());
+        assert!(ListenerSet::parse("PLAINTEXT://0.0.0.0:9092", Some("OTHER://h:1")).is_err());
+    }
+}

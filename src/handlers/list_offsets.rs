@@ -1,0 +1,61 @@
+//! ListOffsets: earliest (-2), latest (-1), max-timestamp (-3, KIP-734), earliest-local
+//! (-4) and latest-tiered (-5, KIP-1005), and the first offset at or after a timestamp.
+
+use super::{check_leader_epoch, Ctx, Error, Outcome};
+use crate::storage::Partition;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+fn lookup(p: &Partition, ts: i64) -> Result<(i64, i64), Error> {
+    let offsets = p.offsets();
+    let found = match ts {
+        LATEST => Some((offsets.high_watermark, -1)),
+        EARLIEST | EARLIEST_LOCAL => Some((offsets.log_start, -1)),
+        LATEST_TIERED => None,
+        MAX_TIMESTAMP => p.log().max_timestamp_offset().map_err(|_| Error::KafkaStorageError)?,
+        ts if ts >= 0 => p.log().offset_for_timestamp(ts).map_err(|_| Error::KafkaStorageError)?,
+        _ => return Err(Error::InvalidRequest),
+    };
+    Ok(found.unwrap_or((-1, -1)))
+}
+
+pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> Outcome {
+    let logs = &ctx.state.logs;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = logs.topic(&t.name);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let partition = topic
+                        .as_ref()
+                        .and_then(|topic| usize::try_from(p.partition_index).ok().and_then(|i| topic.partitions.get(i)));
+                    let result = match (partition, check_leader_epoch(p.current_leader_epoch)) {
+                        (None, _) => Err(Error::UnknownTopicOrPartition),
+                        (_, Some(e)) => Err(e),
+                        (Some(part), None) => lookup(part, p.timestamp),
+                    };
+                    match result {
+                        Ok((offset, timestamp)) => resp
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(if offset >= 0 { crate::LEADER_EPOCH } else { -1 }),
+                        Err(e) => resp.with_error_code(e.code()).with_offset(-1).with_timestamp(-1).with_leader_epoch(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ctx.respond(&ListOffsetsResponse::default().with_topics(topics))
+}

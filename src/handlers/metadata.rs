@@ -1,0 +1,98 @@
+//! Metadata: the one broker, the cluster id, and topics with their partitions (this node
+//! leads every partition at leader epoch 0). Creates missing topics when
+//! `auto.create.topics.enable` and the client allow it.
+
+use super::{str_bytes, Ctx, Error, Outcome};
+use crate::storage::{Topic, TopicError};
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Authorized-operations value meaning "not requested".
+pub const OPS_OMITTED: i32 = i32::MIN;
+/// Every topic operation (READ..DESCRIBE_CONFIGS) granted: no ACLs are enforced.
+const TOPIC_OPS_ALL: i32 = 0b1111_1111_1000;
+
+pub fn describe_topic(topic: &Topic, node: i32, ops: i32) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&topic.name))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.is_internal())
+        .with_topic_authorized_operations(ops)
+        .with_partitions(
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p.index)
+                        .with_leader_id(BrokerId(node))
+                        .with_leader_epoch(crate::LEADER_EPOCH)
+                        .with_replica_nodes(vec![BrokerId(node)])
+                        .with_isr_nodes(vec![BrokerId(node)])
+                })
+                .collect(),
+        )
+}
+
+fn error_topic(name: Option<TopicName>, id: uuid::Uuid, err: Error, ops: i32) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name)
+        .with_topic_id(id)
+        .with_error_code(err.code())
+        .with_topic_authorized_operations(ops)
+}
+
+pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> Outcome {
+    let node = ctx.node_id();
+    let logs = &ctx.state.logs;
+    let ops = if req.include_topic_authorized_operations { TOPIC_OPS_ALL } else { OPS_OMITTED };
+    let auto_create = ctx.state.config.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.version == 0,
+    };
+    let mut topics = Vec::new();
+    if all {
+        topics = logs.topics().iter().map(|t| describe_topic(t, node, ops)).collect();
+    } else {
+        for wanted in req.topics.unwrap_or_default() {
+            let found: Result<Arc<Topic>, Error> = match &wanted.name {
+                Some(name) => match logs.topic(name) {
+                    Some(t) => Ok(t),
+                    None if auto_create => {
+                        let parts = ctx.state.config.num_partitions;
+                        match logs.create_topic(name, parts, BTreeMap::new(), false) {
+                            Ok(t) => Ok(t),
+                            Err(TopicError::AlreadyExists(_)) => logs.topic(name).ok_or(Error::UnknownTopicOrPartition),
+                            Err(TopicError::InvalidName(_)) => Err(Error::InvalidTopicException),
+                            Err(e) => {
+                                tracing::warn!(topic = %name.0, error = %e, "automatic topic creation failed");
+                                Err(Error::UnknownTopicOrPartition)
+                            }
+                        }
+                    }
+                    None if crate::storage::log_manager::validate_topic_name(name).is_err() => Err(Error::InvalidTopicException),
+                    None => Err(Error::UnknownTopicOrPartition),
+                },
+                None => logs.topic_by_id(wanted.topic_id).ok_or(Error::UnknownTopicId),
+            };
+            topics.push(match found {
+                Ok(t) => describe_topic(&t, node, ops),
+                Err(e) => error_topic(wanted.name.clone(), wanted.topic_id, e, ops),
+            });
+        }
+    }
+    let adv = ctx.state.advertised_for(&ctx.conn.listener);
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(node))
+            .with_host(str_bytes(&adv.host))
+            .with_port(adv.port as i32)])
+        .with_cluster_id(Some(str_bytes(&ctx.state.logs.cluster_id)))
+        .with_controller_id(BrokerId(node))
+        .with_cluster_authorized_operations(OPS_OMITTED)
+        .with_topics(topics);
+    ctx.respond(&resp)
+}

@@ -1,0 +1,142 @@
+//! The API handlers: one module per Kafka API (or family), and the dispatch that decodes
+//! a request frame and routes it. Handlers reach storage only through `LogManager` and
+//! `Partition`.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod fetch_response;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+mod unsupported;
+pub mod versions;
+
+use crate::server::connection::ConnectionInfo;
+use crate::server::frame::{encode_response, ResponseFrame};
+use crate::server::BrokerState;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::sync::Arc;
+
+pub use kafka_protocol::ResponseError as Error;
+
+/// What the connection does after a request.
+pub enum Outcome {
+    Respond(ResponseFrame),
+    /// acks=0 produce: the protocol sends nothing back.
+    NoResponse,
+    /// The request cannot be answered: close this connection (logged by the caller).
+    Close(&'static str),
+}
+
+/// Everything a handler knows about the request it serves.
+pub struct Ctx<'a> {
+    pub state: &'a Arc<BrokerState>,
+    pub conn: &'a ConnectionInfo,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+}
+
+impl Ctx<'_> {
+    pub fn respond<T: Encodable>(&self, body: &T) -> Outcome {
+        match encode_response(self.api_key, self.version, self.header.correlation_id, body) {
+            Ok(frame) => Outcome::Respond(frame),
+            Err(e) => {
+                tracing::error!(api = ?self.api_key, version = self.version, error = %e, "could not encode a response");
+                Outcome::Close("response encoding failed")
+            }
+        }
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.state.config.node_id
+    }
+}
+
+pub fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn decode<T: Decodable>(buf: &mut Bytes, version: i16, api_key: ApiKey) -> Option<T> {
+    match T::decode(buf, version) {
+        Ok(req) => Some(req),
+        Err(e) => {
+            tracing::info!(api = ?api_key, version, error = %e, "undecodable request body");
+            None
+        }
+    }
+}
+
+/// Decodes one request frame and serves it.
+pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: BytesMut) -> Outcome {
+    let mut buf = frame.freeze();
+    if buf.len() < 8 {
+        return Outcome::Close("request shorter than a request header");
+    }
+    let key = i16::from_be_bytes([buf[0], buf[1]]);
+    let version = i16::from_be_bytes([buf[2], buf[3]]);
+    let correlation_id = i32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let Ok(api_key) = ApiKey::try_from(key) else {
+        return Outcome::Close("unknown API key");
+    };
+    if api_key == ApiKey::ApiVersions && !versions::is_served(api_key, version) {
+        // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges, so the client retries.
+        return api_versions::unsupported_version(correlation_id);
+    }
+    let header_version = api_key.request_header_version(version);
+    let header = match RequestHeader::decode(&mut buf, header_version) {
+        Ok(h) => h,
+        Err(_) => return Outcome::Close("undecodable request header"),
+    };
+    if versions::served(api_key).is_none() {
+        return unsupported::respond(api_key, version, &header, &mut buf);
+    }
+    if !versions::is_served(api_key, version) {
+        return Outcome::Close("unsupported version of a served API");
+    }
+    let ctx = Ctx { state, conn, api_key, version, header };
+    macro_rules! serve {
+        ($module:ident) => {
+            match decode(&mut buf, version, api_key) {
+                Some(req) => $module::handle(&ctx, req).await,
+                None => Outcome::Close("undecodable request body"),
+            }
+        };
+    }
+    match api_key {
+        ApiKey::ApiVersions => serve!(api_versions),
+        ApiKey::Metadata => serve!(metadata),
+        ApiKey::Produce => serve!(produce),
+        ApiKey::Fetch => serve!(fetch),
+        ApiKey::ListOffsets => serve!(list_offsets),
+        ApiKey::OffsetForLeaderEpoch => serve!(offset_for_leader_epoch),
+        ApiKey::CreateTopics => serve!(create_topics),
+        ApiKey::DeleteTopics => serve!(delete_topics),
+        ApiKey::CreatePartitions => serve!(create_partitions),
+        ApiKey::DescribeConfigs => serve!(describe_configs),
+        ApiKey::DescribeCluster => serve!(describe_cluster),
+        _ => unsupported::respond(api_key, version, &ctx.header, &mut buf),
+    }
+}
+
+/// Leader-epoch fencing for a single node whose leader epoch is always 0: a client that
+/// knows a newer epoch is ahead of us, an older one is fenced, -1 means "not known".
+pub fn check_leader_epoch(current_leader_epoch: i32) -> Option<Error> {
+    match current_leader_epoch {
+        e if e < 0 || e == crate::LEADER_EPOCH => None,
+        e if e > crate::LEADER_EPOCH => Some(Error::UnknownLeaderEpoch),
+        _ => Some(Error::FencedLeaderEpoch),
+    }
+}
+
+pub fn code(e: Option<Error>) -> i16 {
+    e.map(|e| e.code()).unwrap_or(0)
+}

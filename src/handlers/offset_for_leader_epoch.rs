@@ -1,0 +1,38 @@
+//! OffsetForLeaderEpoch: librdkafka ≥ 2.1 validates its position with it after a leader
+//! change. This node has had one leader epoch (0) for every partition, so epoch 0 ends at
+//! the log end offset and any later epoch is unknown.
+
+use super::{check_leader_epoch, Ctx, Error, Outcome};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+pub async fn handle(ctx: &Ctx<'_>, req: OffsetForLeaderEpochRequest) -> Outcome {
+    let logs = &ctx.state.logs;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = logs.topic(&t.topic);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = EpochEndOffset::default().with_partition(p.partition);
+                    let partition = topic
+                        .as_ref()
+                        .and_then(|topic| usize::try_from(p.partition).ok().and_then(|i| topic.partitions.get(i)));
+                    match (partition, check_leader_epoch(p.current_leader_epoch)) {
+                        (None, _) => resp.with_error_code(Error::UnknownTopicOrPartition.code()).with_leader_epoch(-1).with_end_offset(-1),
+                        (_, Some(e)) => resp.with_error_code(e.code()).with_leader_epoch(-1).with_end_offset(-1),
+                        (Some(part), None) if p.leader_epoch == crate::LEADER_EPOCH => {
+                            resp.with_leader_epoch(crate::LEADER_EPOCH).with_end_offset(part.offsets().high_watermark)
+                        }
+                        (Some(_), None) => resp.with_leader_epoch(-1).with_end_offset(-1),
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+        })
+        .collect();
+    ctx.respond(&OffsetForLeaderEpochResponse::default().with_topics(topics))
+}

@@ -1,0 +1,106 @@
+//! Produce: validate each partition's batches (magic 2, CRC-32C, sizes, record framing),
+//! append them as they came with only their offsets stamped, and answer per partition.
+//! acks=0 gets no response; acks=1/-1 are answered after the append, and after the fsync
+//! when the flush policy (`flush.messages`, e.g. 1) asks for one.
+
+use super::{str_bytes, Ctx, Error, Outcome};
+use crate::storage::batch::{self, BatchError, BatchHeader};
+use crate::storage::Partition;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::sync::Arc;
+
+fn error_response(index: i32, err: Error, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(err.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(|m| str_bytes(&m)))
+}
+
+fn batch_error(e: &BatchError) -> Error {
+    match e {
+        BatchError::Corrupt | BatchError::CrcMismatch => Error::CorruptMessage,
+        BatchError::TooLarge(_) => Error::MessageTooLarge,
+        BatchError::UnsupportedMagic(_) | BatchError::Invalid(_) => Error::InvalidRecord,
+    }
+}
+
+/// Validates and appends one partition's records. Returns the response and, when the
+/// flush policy asks for it, the offset that must be fsynced before answering.
+fn append(partition: &Partition, data: &PartitionProduceData) -> (PartitionProduceResponse, Option<i64>) {
+    let index = data.index;
+    let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) else {
+        return (error_response(index, Error::InvalidRecord, Some("no record batches".into())), None);
+    };
+    let max = partition.log().config().max_message_bytes;
+    let checked: Result<Vec<(&[u8], BatchHeader)>, BatchError> = batch::split_batches(records).and_then(|bs| {
+        bs.into_iter().map(|b| batch::validate_produced(b, max).map(|h| (b, h))).collect()
+    });
+    let batches = match checked {
+        Ok(b) => b,
+        Err(e) => return (error_response(index, batch_error(&e), Some(e.to_string())), None),
+    };
+    match partition.append(&batches) {
+        Ok((info, flush)) => (
+            PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(info.first_offset)
+                .with_log_append_time_ms(info.log_append_time)
+                .with_log_start_offset(info.log_start_offset),
+            flush.then_some(info.last_offset + 1),
+        ),
+        Err(e) => {
+            tracing::error!(topic = %partition.topic, partition = index, error = %e, "append failed; check the log directory's disk");
+            (error_response(index, Error::KafkaStorageError, Some(e.to_string())), None)
+        }
+    }
+}
+
+pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
+    let acks = req.acks;
+    let logs = &ctx.state.logs;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut flushes: Vec<(Arc<Partition>, usize, usize, i64)> = Vec::new();
+    for topic_data in &req.topic_data {
+        let topic = if ctx.version >= 13 { logs.topic_by_id(topic_data.topic_id) } else { logs.topic(&topic_data.name) };
+        let unknown = if ctx.version >= 13 { Error::UnknownTopicId } else { Error::UnknownTopicOrPartition };
+        let mut parts = Vec::with_capacity(topic_data.partition_data.len());
+        for data in &topic_data.partition_data {
+            if !matches!(acks, -1 | 0 | 1) {
+                parts.push(error_response(data.index, Error::InvalidRequiredAcks, None));
+                continue;
+            }
+            let partition = topic.as_ref().and_then(|t| usize::try_from(data.index).ok().and_then(|i| t.partitions.get(i)));
+            let Some(partition) = partition else {
+                parts.push(error_response(data.index, unknown, None));
+                continue;
+            };
+            let (resp, flush) = append(partition, data);
+            if let Some(upto) = flush {
+                flushes.push((partition.clone(), responses.len(), parts.len(), upto));
+            }
+            parts.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name.clone())
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(parts),
+        );
+    }
+    for (partition, t, p, upto) in flushes {
+        if let Err(e) = partition.flush_to(upto).await {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed; check the disk");
+            let r = &mut responses[t].partition_responses[p];
+            *r = error_response(r.index, Error::KafkaStorageError, Some(e.to_string()));
+        }
+    }
+    if acks == 0 {
+        return Outcome::NoResponse;
+    }
+    ctx.respond(&ProduceResponse::default().with_responses(responses))
+}

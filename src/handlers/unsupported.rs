@@ -1,0 +1,70 @@
+//! Requests for APIs Ferrite does not serve (yet): they are not advertised, but a client
+//! that sends one anyway gets the API's own response carrying UNSUPPORTED_VERSION, not a
+//! dropped connection, wherever that response has an error code to carry it.
+
+use super::{Error, Outcome};
+use crate::server::frame::encode_response;
+use bytes::Bytes;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+
+fn frame<T: kafka_protocol::protocol::Encodable>(api_key: ApiKey, version: i16, header: &RequestHeader, body: &T) -> Outcome {
+    match encode_response(api_key, version, header.correlation_id, body) {
+        Ok(f) => Outcome::Respond(f),
+        Err(_) => Outcome::Close("request for an API that is not served"),
+    }
+}
+
+pub fn respond(api_key: ApiKey, version: i16, header: &RequestHeader, body: &mut Bytes) -> Outcome {
+    if !(api_key.valid_versions().min..=api_key.valid_versions().max).contains(&version) {
+        return Outcome::Close("unsupported version of an API that is not served");
+    }
+    let code = Error::UnsupportedVersion.code();
+    macro_rules! top_level {
+        ($($key:ident => $resp:ty),* $(,)?) => {
+            match api_key {
+                $(ApiKey::$key => return frame(api_key, version, header, &<$resp>::default().with_error_code(code)),)*
+                _ => {}
+            }
+        };
+    }
+    top_level!(
+        JoinGroup => JoinGroupResponse,
+        Heartbeat => HeartbeatResponse,
+        LeaveGroup => LeaveGroupResponse,
+        SyncGroup => SyncGroupResponse,
+        ListGroups => ListGroupsResponse,
+        SaslHandshake => SaslHandshakeResponse,
+        SaslAuthenticate => SaslAuthenticateResponse,
+        InitProducerId => InitProducerIdResponse,
+        AddOffsetsToTxn => AddOffsetsToTxnResponse,
+        EndTxn => EndTxnResponse,
+        DescribeAcls => DescribeAclsResponse,
+        DescribeClientQuotas => DescribeClientQuotasResponse,
+        DescribeUserScramCredentials => DescribeUserScramCredentialsResponse,
+        ConsumerGroupHeartbeat => ConsumerGroupHeartbeatResponse,
+        GetTelemetrySubscriptions => GetTelemetrySubscriptionsResponse,
+        PushTelemetry => PushTelemetryResponse,
+        ListTransactions => ListTransactionsResponse,
+        ListPartitionReassignments => ListPartitionReassignmentsResponse,
+        AlterPartitionReassignments => AlterPartitionReassignmentsResponse,
+    );
+    if api_key == ApiKey::FindCoordinator {
+        let Ok(req) = FindCoordinatorRequest::decode(body, version) else {
+            return Outcome::Close("undecodable request body");
+        };
+        let mut resp = FindCoordinatorResponse::default().with_node_id(BrokerId(-1)).with_port(-1);
+        if version < 4 {
+            resp.error_code = code;
+        } else {
+            resp.coordinators = req
+                .coordinator_keys
+                .into_iter()
+                .map(|k| Coordinator::default().with_key(k).with_node_id(BrokerId(-1)).with_port(-1).with_error_code(code))
+                .collect();
+        }
+        return frame(api_key, version, header, &resp);
+    }
+    Outcome::Close("request for an API that is not served")
+}

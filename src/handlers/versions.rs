@@ -1,0 +1,41 @@
+//! The API versions Ferrite serves: exactly what ApiVersions advertises, and the gate
+//! every request passes before it is decoded.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, lowest version, highest version) served. Every range lies inside what the
+/// `kafka-protocol` crate can decode.
+pub const SERVED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+pub fn served(api_key: ApiKey) -> Option<(i16, i16)> {
+    SERVED.iter().find(|(k, _, _)| *k == api_key).map(|&(_, lo, hi)| (lo, hi))
+}
+
+pub fn is_served(api_key: ApiKey, version: i16) -> bool {
+    served(api_key).is_some_and(|(lo, hi)| (lo..=hi).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_ranges_lie_inside_the_codec() {
+        for &(key, lo, hi) in SERVED {
+            let codec = key.valid_versions();
+            assert!(lo >= codec.min && hi <= codec.max, "{key:?} {lo}..={hi} outside {codec:?}");
+        }
+    }
+}

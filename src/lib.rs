@@ -1,0 +1,18 @@
+//! Ferrite: a broker that speaks the Apache Kafka protocol.
+//!
+//! Layers, each in its own module: `server` (sockets, frames, zero-copy writes),
+//! `handlers` (one module per Kafka API), `storage` (Kafka's log layout: LogManager, Log,
+//! LogSegment, OffsetIndex, TimeIndex) and `config` (Kafka's configuration keys).
+
+pub mod config;
+pub mod handlers;
+pub mod metrics;
+pub mod server;
+pub mod storage;
+pub mod time;
+
+pub use config::BrokerConfig;
+pub use server::Broker;
+
+/// The leader epoch of every partition: one node, never a leader change.
+pub const LEADER_EPOCH: i32 = 0;

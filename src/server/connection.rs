@@ -1,0 +1,117 @@
+//! One client connection: reads size-prefixed request frames, hands each to the API
+//! handlers in arrival order, and a writer task sends the responses in the same order.
+//!
+//! A frame is bounded by `socket.request.max.bytes` before any buffer is sized by it, and
+//! its buffer grows only as bytes arrive. An undecodable frame closes this one connection
+//! with one log line; every other connection carries on.
+
+use super::frame::ResponseFrame;
+use super::zero_copy::write_frame;
+use crate::handlers::{self, Outcome};
+use crate::server::BrokerState;
+use bytes::{Buf, BytesMut};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Responses queued for the writer before the reader stops reading more requests.
+const PIPELINE_DEPTH: usize = 64;
+/// Read granularity while a frame's bytes arrive.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub struct ConnectionInfo {
+    pub peer: SocketAddr,
+    pub listener: String,
+}
+
+pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerState>, cancel: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    state.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let (mut reader, writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<ResponseFrame>(PIPELINE_DEPTH);
+    let metrics = state.metrics.clone();
+    let peer = info.peer;
+    let write_task = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = write_frame(writer.as_ref(), &frame, &metrics).await {
+                tracing::debug!(%peer, error = %e, "connection closed while writing");
+                return;
+            }
+        }
+    });
+    let max = state.config.socket_request_max_bytes;
+    loop {
+        let frame = tokio::select! {
+            _ = cancel.cancelled() => break,
+            f = read_frame(&mut reader, max) => f,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        match handlers::handle(&state, &info, frame).await {
+            Outcome::Respond(resp) => {
+                if tx.send(resp).await.is_err() {
+                    break;
+                }
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(reason) => {
+                tracing::info!(%peer, reason, "closing connection after an invalid request");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = write_task.await;
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("request size {0} is negative")]
+    Negative(i32),
+    #[error("request of {size} bytes exceeds socket.request.max.bytes ({max})")]
+    TooLarge { size: usize, max: usize },
+    #[error("connection ended in the middle of a request")]
+    Truncated,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
+async fn read_frame(reader: &mut OwnedReadHalf, max: usize) -> Result<Option<BytesMut>, FrameError> {
+    let mut size_buf = [0u8; 4];
+    match reader.read_exact(&mut size_buf).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let size = (&size_buf[..]).get_i32();
+    if size < 0 {
+        return Err(FrameError::Negative(size));
+    }
+    let size = size as usize;
+    if size > max {
+        return Err(FrameError::TooLarge { size, max });
+    }
+    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
+    while buf.len() < size {
+        let want = (size - buf.len()).min(READ_CHUNK);
+        buf.reserve(want);
+        let n = (&mut *reader).take(want as u64).read_buf(&mut buf).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated);
+        }
+    }
+    Ok(Some(buf))
+}

@@ -1,0 +1,203 @@
+//! The broker process: binds the listeners, accepts connections, runs the background
+//! tasks (retention, time-based flush, checkpoints) and shuts down cleanly.
+//!
+//! `Broker::start` is also the in-process broker for tests: give it a config with an
+//! ephemeral listener (`PLAINTEXT://127.0.0.1:0`) and a temporary `log.dirs`.
+
+pub mod connection;
+pub mod frame;
+mod zero_copy;
+
+use crate::config::BrokerConfig;
+use crate::metrics::Metrics;
+use crate::storage::LogManager;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A listener as clients are told about it.
+#[derive(Debug, Clone)]
+pub struct Advertised {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// What every connection and handler shares.
+pub struct BrokerState {
+    pub config: Arc<BrokerConfig>,
+    pub logs: Arc<LogManager>,
+    pub metrics: Arc<Metrics>,
+    pub advertised: Vec<Advertised>,
+}
+
+impl BrokerState {
+    /// The advertised address for connections that arrived on `listener`.
+    pub fn advertised_for(&self, listener: &str) -> &Advertised {
+        self.advertised.iter().find(|a| a.name == listener).unwrap_or(&self.advertised[0])
+    }
+}
+
+pub struct Broker {
+    state: Arc<BrokerState>,
+    local_addrs: Vec<SocketAddr>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    stopped: bool,
+}
+
+impl Broker {
+    /// Opens the log directory (recovering it if needed), binds every listener and starts
+    /// serving. Must be called inside a Tokio runtime.
+    pub async fn start(config: BrokerConfig) -> anyhow::Result<Broker> {
+        let config = Arc::new(config);
+        let logs = {
+            let c = config.clone();
+            Arc::new(tokio::task::spawn_blocking(move || LogManager::open(c)).await??)
+        };
+        let mut listeners = Vec::new();
+        let mut advertised = Vec::new();
+        let mut local_addrs = Vec::new();
+        for l in &config.listeners.0 {
+            let listener = bind(l.bind).map_err(|e| {
+                anyhow::anyhow!("cannot listen on {} ({}): {e}; free the port or change `listeners`", l.bind, l.name)
+            })?;
+            let local = listener.local_addr()?;
+            let port = if l.advertised_port == 0 { local.port() } else { l.advertised_port };
+            advertised.push(Advertised { name: l.name.clone(), host: l.advertised_host.clone(), port });
+            local_addrs.push(local);
+            listeners.push((l.name.clone(), listener));
+        }
+        let state = Arc::new(BrokerState { config: config.clone(), logs, metrics: Arc::new(Metrics::default()), advertised });
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        for (name, listener) in listeners {
+            tracker.spawn(accept_loop(listener, name, state.clone(), cancel.clone(), tracker.clone()));
+        }
+        tracker.spawn(background(state.clone(), cancel.clone()));
+        tracing::info!(addrs = ?local_addrs, dir = %config.log_dir.display(), "ferrite is serving");
+        Ok(Broker { state, local_addrs, cancel, tracker, stopped: false })
+    }
+
+    /// `host:port` of the first listener, for a client's `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        let a = &self.state.advertised[0];
+        format!("{}:{}", a.host, a.port)
+    }
+
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    pub fn state(&self) -> &Arc<BrokerState> {
+        &self.state
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    /// Stops accepting, lets in-flight requests finish, flushes every log and writes the
+    /// clean-shutdown marker.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop().await
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await.is_err() {
+            tracing::warn!("connections did not finish within 10 s; shutting down anyway");
+        }
+        let logs = self.state.logs.clone();
+        tokio::task::spawn_blocking(move || logs.shutdown()).await??;
+        tracing::info!("ferrite stopped cleanly");
+        Ok(())
+    }
+
+    /// Waits until the broker stops (only `shutdown` stops it).
+    pub async fn wait(&self) {
+        self.cancel.cancelled().await
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if !self.stopped {
+            // Dropped without shutdown (a test's in-process broker): stop serving; the log is
+            // left as after a crash, which the next start recovers.
+            self.cancel.cancel();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+async fn accept_loop(listener: TcpListener, name: String, state: Arc<BrokerState>, cancel: CancellationToken, tracker: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let info = connection::ConnectionInfo { peer, listener: name.clone() };
+                tracker.spawn(connection::serve(stream, info, state.clone(), cancel.clone()));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed; raise the open-file limit if this repeats");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Retention, time-based flushes and checkpoint files, each on its own interval.
+async fn background(state: Arc<BrokerState>, cancel: CancellationToken) {
+    let mut retention = tokio::time::interval(Duration::from_millis(state.config.retention_check_interval_ms));
+    let mut flush = tokio::time::interval(Duration::from_millis(100));
+    let mut checkpoint = tokio::time::interval(Duration::from_secs(60));
+    for t in [&mut retention, &mut flush, &mut checkpoint] {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t.reset();
+    }
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = retention.tick() => {
+                let logs = state.logs.clone();
+                let _ = tokio::task::spawn_blocking(move || logs.apply_retention()).await;
+            }
+            _ = flush.tick() => {
+                for t in state.logs.topics() {
+                    for p in &t.partitions {
+                        if let Err(e) = p.flush_if_due().await {
+                            tracing::error!(topic = %t.name, partition = p.index, error = %e, "fsync failed; check the disk");
+                        }
+                    }
+                }
+            }
+            _ = checkpoint.tick() => {
+                let logs = state.logs.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || logs.checkpoint()).await {
+                    tracing::error!(error = %e, "writing checkpoint files failed; check the log directory");
+                }
+            }
+        }
+    }
+}

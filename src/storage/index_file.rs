@@ -1,0 +1,138 @@
+//! A memory-mapped file of fixed-size, sorted entries: the common ground of Kafka's
+//! `OffsetIndex` and `TimeIndex`.
+//!
+//! The active segment's index is preallocated to its maximum size (`segment.index.bytes`)
+//! and written through the map; when the segment rolls or the broker shuts down cleanly
+//! the file is trimmed to its entries, which is how a later start tells a trustworthy
+//! index (trimmed) from one that must be rebuilt (still preallocated).
+
+use memmap2::MmapMut;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub struct IndexFile {
+    path: PathBuf,
+    file: File,
+    mmap: Option<MmapMut>,
+    entry_size: usize,
+    entries: usize,
+    capacity: usize,
+}
+
+impl IndexFile {
+    /// Creates an empty index (truncating any file there), preallocated to `max_bytes`.
+    pub fn create(path: &Path, entry_size: usize, max_bytes: u64) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let mut idx = IndexFile {
+            path: path.to_owned(),
+            file,
+            mmap: None,
+            entry_size,
+            entries: 0,
+            capacity: (max_bytes as usize / entry_size).max(1),
+        };
+        idx.remap(true)?;
+        Ok(idx)
+    }
+
+    /// Opens a trimmed index whose every entry is taken as written. Returns `None` when the
+    /// file is missing or looks untrimmed/torn, so the caller rebuilds it from the log.
+    pub fn open_trimmed(path: &Path, entry_size: usize, max_bytes: u64) -> io::Result<Option<Self>> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len() as usize;
+        let capacity = (max_bytes as usize / entry_size).max(1);
+        if len % entry_size != 0 || len / entry_size >= capacity {
+            return Ok(None);
+        }
+        let mut idx = IndexFile { path: path.to_owned(), file, mmap: None, entry_size, entries: len / entry_size, capacity };
+        idx.remap(false)?;
+        Ok(Some(idx))
+    }
+
+    /// Maps the file; `preallocate` grows it to capacity first (for appending).
+    fn remap(&mut self, preallocate: bool) -> io::Result<()> {
+        self.mmap = None;
+        let len = if preallocate { self.capacity * self.entry_size } else { self.entries * self.entry_size };
+        self.file.set_len(len as u64)?;
+        if len > 0 {
+            // SAFETY: the file is owned by this struct and only written through this map while
+            // the partition lock is held; no other process is expected to change it.
+            self.mmap = Some(unsafe { MmapMut::map_mut(&self.file)? });
+        }
+        Ok(())
+    }
+
+    /// Grows a trimmed index back to capacity so the active segment can append to it.
+    pub fn reopen_for_append(&mut self) -> io::Result<()> {
+        self.remap(true)
+    }
+
+    /// Shrinks the file to its entries (roll, clean shutdown).
+    pub fn trim(&mut self) -> io::Result<()> {
+        if let Some(m) = &self.mmap {
+            m.flush()?;
+        }
+        self.remap(false)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.entries >= self.capacity
+    }
+
+    pub fn entry(&self, i: usize) -> &[u8] {
+        assert!(i < self.entries, "index entry {i} out of {}", self.entries);
+        let m = self.mmap.as_ref().expect("an index with entries is mapped");
+        &m[i * self.entry_size..(i + 1) * self.entry_size]
+    }
+
+    pub fn last(&self) -> Option<&[u8]> {
+        self.entries.checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// Appends one entry; the caller keeps entries sorted and checks `is_full` first.
+    pub fn append(&mut self, entry: &[u8]) {
+        assert_eq!(entry.len(), self.entry_size);
+        assert!(!self.is_full(), "append to a full index {}", self.path.display());
+        let at = self.entries * self.entry_size;
+        let m = self.mmap.as_mut().expect("an appendable index is mapped");
+        m[at..at + self.entry_size].copy_from_slice(entry);
+        self.entries += 1;
+    }
+
+    /// Drops every entry at or after `keep` (truncation during recovery).
+    pub fn truncate_entries(&mut self, keep: usize) {
+        self.entries = self.entries.min(keep);
+    }
+
+    /// Index of the last entry whose key is ≤ `target`, by binary search.
+    pub fn floor(&self, target: i64, key: impl Fn(&[u8]) -> i64) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if key(self.entry(mid)) <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
+    }
+
+    pub fn delete(self) -> io::Result<()> {
+        let path = self.path.clone();
+        drop(self);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! Kafka's `Log` (UnifiedLog on one node): the ordered segments of one partition.
+//!
+//! It assigns offsets, appends stamped batches to the active segment, rolls segments,
+//! answers reads with file ranges, looks offsets up by timestamp, applies retention and
+//! knows its recovery point (every offset below it has been fsynced).
+
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::segment::{self, BatchMeta, LogSegment};
+use crate::config::{LogConfig, TimestampType};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A byte range of a segment file to be sent as it is.
+#[derive(Clone, Debug)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u64,
+}
+
+#[derive(Debug)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped into the batches, or -1 for CreateTime topics.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside [{log_start}, {log_end}]")]
+    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// How a log is opened at start-up.
+pub struct LoadOptions {
+    /// The broker stopped cleanly: indexes are trusted and nothing is re-validated.
+    pub clean_shutdown: bool,
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    pub now_ms: i64,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    recovery_point: i64,
+    /// Files of rolled segments not yet fsynced.
+    unflushed_files: Vec<Arc<File>>,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+}
+
+fn parse_segment_name(name: &str) -> Option<i64> {
+    let base = name.strip_suffix(".log")?;
+    (base.len() == 20).then(|| base.parse().ok()).flatten()
+}
+
+impl Log {
+    /// Opens the partition directory, creating it (and a first segment) when empty, and
+    /// recovers segments that may hold unflushed data.
+    pub fn open(dir: &Path, config: LogConfig, opts: LoadOptions) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = parse_segment_name(&name) {
+                bases.push(base);
+            } else if name.ends_with(".deleted") || name.ends_with(".cleaned") {
+                let _ = std::fs::remove_file(dir.join(&*name));
+            }
+        }
+        bases.sort_unstable();
+        let mut log = Log {
+            dir: dir.to_owned(),
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: 0,
+            recovery_point: opts.recovery_point,
+            unflushed_files: Vec::new(),
+            unflushed_messages: 0,
+            last_flush_ms: opts.now_ms,
+        };
+        // With an unclean stop, recover from the segment that holds the recovery point on.
+        let first_unflushed = if opts.clean_shutdown {
+            i64::MAX
+        } else {
+            bases.iter().rev().find(|&&b| b <= opts.recovery_point).copied().unwrap_or(i64::MIN)
+        };
+        let mut truncated_at: Option<i64> = None;
+        for base in bases {
+            if truncated_at.is_some() {
+                // Everything after a torn segment is unreachable: Kafka deletes it too.
+                tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
+                for ext in ["log", "index", "timeindex"] {
+                    let _ = std::fs::remove_file(dir.join(segment::file_name(base, ext)));
+                }
+                continue;
+            }
+            let trust = base < first_unflushed;
+            let (seg, recovered) = LogSegment::open(
+                dir,
+                base,
+                log.config.index_interval_bytes,
+                log.config.segment_index_bytes,
+                trust,
+                opts.now_ms,
+            )?;
+            let mut seg = seg;
+            if let Some(r) = recovered {
+                // A recovered segment gets trimmed indexes like any closed one; the active
+                // one is reopened for appends below.
+                seg.on_become_inactive()?;
+                if r.truncated_bytes > 0 {
+                    tracing::warn!(
+                        dir = %dir.display(), base, truncated = r.truncated_bytes,
+                        "truncated a torn or corrupt tail after an unclean shutdown"
+                    );
+                    truncated_at = Some(base);
+                }
+            }
+            log.segments.insert(base, seg);
+        }
+        // Segments past the active one are closed (trimmed); the last one takes appends.
+        let last = log.segments.keys().next_back().copied();
+        match last {
+            Some(b) => log.segments.get_mut(&b).unwrap().reopen_for_append()?,
+            None => {
+                let base = opts.log_start_offset.max(0);
+                let seg = LogSegment::create(dir, base, log.config.index_interval_bytes, log.config.segment_index_bytes, opts.now_ms)?;
+                log.segments.insert(base, seg);
+            }
+        }
+        let first_base = *log.segments.keys().next().unwrap();
+        log.log_start_offset = opts.log_start_offset.max(first_base).min(log.next_offset());
+        // Recovered data is not known to be on disk: the recovery point stays where it was,
+        // so a second unclean stop re-validates the same segments.
+        log.recovery_point = log.recovery_point.min(log.next_offset());
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    fn active(&self) -> &LogSegment {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    /// The log end offset: the offset the next record gets.
+    pub fn next_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Appends validated batches: stamps each with its base offset and leader epoch (and,
+    /// for LogAppendTime topics, the broker time and a new CRC) and writes them as one
+    /// vectored write. Record bytes are never copied.
+    pub fn append(&mut self, batches: &[(&[u8], BatchHeader)], now_ms: i64) -> io::Result<AppendInfo> {
+        assert!(!batches.is_empty());
+        let first_offset = self.next_offset();
+        let append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        // Per batch: offset(8) epoch(4) crc(4) attributes(2) maxTimestamp(8).
+        let mut stamps: Vec<[u8; 26]> = Vec::with_capacity(batches.len());
+        let mut metas = Vec::with_capacity(batches.len());
+        let mut next = first_offset;
+        for (bytes, h) in batches {
+            let mut s = [0u8; 26];
+            s[0..8].copy_from_slice(&next.to_be_bytes());
+            s[8..12].copy_from_slice(&0i32.to_be_bytes());
+            let mut max_ts = h.max_timestamp;
+            if append_time {
+                let attrs = h.attributes | batch::ATTR_TIMESTAMP_TYPE;
+                s[16..18].copy_from_slice(&attrs.to_be_bytes());
+                s[18..26].copy_from_slice(&now_ms.to_be_bytes());
+                let mut crc = crc32c::crc32c(&s[16..18]);
+                crc = crc32c::crc32c_append(crc, &bytes[batch::OFF_LAST_OFFSET_DELTA..batch::OFF_MAX_TIMESTAMP]);
+                crc = crc32c::crc32c_append(crc, &s[18..26]);
+                crc = crc32c::crc32c_append(crc, &bytes[batch::OFF_PRODUCER_ID..]);
+                s[12..16].copy_from_slice(&crc.to_be_bytes());
+                max_ts = now_ms;
+            }
+            let last = next + h.last_offset_delta as i64;
+            metas.push(BatchMeta { last_offset: last, max_timestamp: max_ts, size: bytes.len() });
+            stamps.push(s);
+            next = last + 1;
+        }
+        let mut iov = Vec::with_capacity(batches.len() * 9);
+        for ((bytes, _), s) in batches.iter().zip(&stamps) {
+            iov.push(IoSlice::new(&s[0..8]));
+            iov.push(IoSlice::new(&bytes[batch::OFF_LENGTH..batch::OFF_LEADER_EPOCH]));
+            iov.push(IoSlice::new(&s[8..12]));
+            if append_time {
+                iov.push(IoSlice::new(&bytes[batch::OFF_MAGIC..batch::OFF_CRC]));
+                iov.push(IoSlice::new(&s[12..16]));
+                iov.push(IoSlice::new(&s[16..18]));
+                iov.push(IoSlice::new(&bytes[batch::OFF_LAST_OFFSET_DELTA..batch::OFF_MAX_TIMESTAMP]));
+                iov.push(IoSlice::new(&s[18..26]));
+                iov.push(IoSlice::new(&bytes[batch::OFF_PRODUCER_ID..]));
+            } else {
+                iov.push(IoSlice::new(&bytes[batch::OFF_MAGIC..]));
+            }
+        }
+        let total: u64 = metas.iter().map(|m| m.size as u64).sum();
+        let last_offset = next - 1;
+        if self.active().should_roll(total, last_offset, self.config.segment_bytes, self.config.segment_ms, now_ms) {
+            self.roll(now_ms)?;
+        }
+        self.active_mut().append(&metas, &mut iov)?;
+        self.unflushed_messages += last_offset - first_offset + 1;
+        Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time: if append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    /// Starts a new active segment at the log end offset.
+    pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
+        let next = self.next_offset();
+        let active = self.active_mut();
+        if active.base_offset == next {
+            return Ok(()); // already empty
+        }
+        active.on_become_inactive()?;
+        let file = active.file().clone();
+        self.unflushed_files.push(file);
+        let seg = LogSegment::create(&self.dir, next, self.config.index_interval_bytes, self.config.segment_index_bytes, now_ms)?;
+        self.segments.insert(next, seg);
+        // Make the new file's name durable with the directory.
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
+    /// Whether the flush policy (`flush.messages`, `flush.ms`) asks for an fsync now.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        self.unflushed_messages > 0
+            && (self.unflushed_messages >= self.config.flush_messages
+                || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms)
+    }
+
+    /// What an fsync up to the current end must sync; hand it to `complete_flush` afterwards.
+    pub fn begin_flush(&mut self) -> PendingFlush {
+        let mut files = std::mem::take(&mut self.unflushed_files);
+        files.push(self.active().file().clone());
+        PendingFlush { files, upto: self.next_offset(), messages: self.unflushed_messages }
+    }
+
+    pub fn complete_flush(&mut self, done: &PendingFlush, now_ms: i64) {
+        self.recovery_point = self.recovery_point.max(done.upto);
+        self.unflushed_messages = (self.unflushed_messages - done.messages).max(0);
+        self.last_flush_ms = now_ms;
+    }
+
+    /// A range of at most `max_bytes` starting at the batch that holds `offset`; with
+    /// `min_one`, at least that whole batch even when it is larger (KIP-74).
+    pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<Option<FileSlice>, ReadError> {
+        let end = self.next_offset();
+        if offset < self.log_start_offset || offset > end {
+            return Err(ReadError::OffsetOutOfRange { offset, log_start: self.log_start_offset, log_end: end });
+        }
+        // Start at the segment holding `offset`; gaps (e.g. after compaction) move on.
+        let first = self.segments.range(..=offset).next_back().map(|(b, _)| *b).unwrap_or(i64::MIN);
+        for seg in self.segments.range(first..).map(|(_, s)| s) {
+            if let Some((pos, h)) = seg.translate_offset(offset)? {
+                let available = seg.size() - pos;
+                let mut len = available.min(max_bytes);
+                if min_one {
+                    len = len.max((h.size as u64).min(available));
+                }
+                if len == 0 {
+                    return Ok(None);
+                }
+                return Ok(Some(FileSlice { file: seg.file().clone(), position: pos, len }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first record whose timestamp is ≥ `ts`: (offset, timestamp).
+    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        for seg in self.segments.values() {
+            if seg.max_timestamp() < ts {
+                continue;
+            }
+            if let Some((pos, h)) = seg.find_timestamp(ts, self.log_start_offset)? {
+                let found = self.record_in_batch(seg, pos, &h, |off, t| t >= ts && off >= self.log_start_offset)?;
+                return Ok(found.or(Some((h.base_offset.max(self.log_start_offset), h.max_timestamp))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (KIP-734): (offset, timestamp).
+    pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
+        let Some(seg) = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0)
+            .max_by_key(|s| (s.max_timestamp(), std::cmp::Reverse(s.base_offset)))
+        else {
+            return Ok(None);
+        };
+        let (ts, last_off) = (seg.max_timestamp(), seg.offset_of_max_timestamp());
+        match seg.translate_offset(last_off)? {
+            Some((pos, h)) => Ok(self.record_in_batch(seg, pos, &h, |_, t| t == ts)?.or(Some((last_off, ts)))),
+            None => Ok(Some((last_off, ts))),
+        }
+    }
+
+    /// The first record of the batch at `pos` satisfying `pred(offset, timestamp)`.
+    /// Reads the batch (off the fetch path) and decompresses it when it is compressed.
+    fn record_in_batch(
+        &self,
+        seg: &LogSegment,
+        pos: u64,
+        h: &BatchHeader,
+        pred: impl Fn(i64, i64) -> bool,
+    ) -> io::Result<Option<(i64, i64)>> {
+        let mut buf = vec![0u8; h.size];
+        seg.file().read_exact_at(&mut buf, pos)?;
+        if h.attributes & batch::ATTR_TIMESTAMP_TYPE != 0 {
+            return Ok(pred(h.base_offset, h.max_timestamp).then_some((h.base_offset, h.max_timestamp)));
+        }
+        if h.compression() == 0 {
+            let mut found = None;
+            let _ = batch::walk_records(&buf[HEADER_LEN..], h.record_count, |r| {
+                let (off, ts) = (h.base_offset + r.offset_delta, h.base_timestamp + r.timestamp_delta);
+                if found.is_none() && pred(off, ts) {
+                    found = Some((off, ts));
+                }
+            });
+            return Ok(found);
+        }
+        let mut bytes = bytes::Bytes::from(buf);
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(set.records.iter().map(|r| (r.offset, r.timestamp)).find(|&(o, t)| pred(o, t)))
+    }
+
+    /// Deletes whole old segments past `retention.ms` / `retention.bytes`; returns how many.
+    pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        if !self.config.cleanup_policy.delete {
+            return Ok(0);
+        }
+        let mut doomed = 0usize;
+        let mut excess = if self.config.retention_bytes >= 0 {
+            self.size_bytes() as i64 - self.config.retention_bytes
+        } else {
+            i64::MIN
+        };
+        for seg in self.segments.values() {
+            let by_time = self.config.retention_ms >= 0
+                && now_ms - seg.largest_timestamp_for_retention() > self.config.retention_ms;
+            let by_size = excess != i64::MIN && excess - seg.size() as i64 >= 0;
+            if seg.size() == 0 || !(by_time || by_size) {
+                break;
+            }
+            if excess != i64::MIN {
+                excess -= seg.size() as i64;
+            }
+            doomed += 1;
+        }
+        if doomed == 0 {
+            return Ok(0);
+        }
+        if doomed == self.segments.len() {
+            self.roll(now_ms)?; // keep an empty active segment at the log end
+        }
+        for _ in 0..doomed {
+            let (_, seg) = self.segments.pop_first().expect("counted above");
+            seg.delete()?;
+        }
+        let first = *self.segments.keys().next().unwrap();
+        self.log_start_offset = self.log_start_offset.max(first);
+        Ok(doomed)
+    }
+
+    /// Trims the active segment's indexes and fsyncs: the state a clean shutdown leaves.
+    pub fn close(&mut self) -> io::Result<()> {
+        let pending = self.begin_flush();
+        for f in &pending.files {
+            segment::sync_data(f)?;
+        }
+        self.recovery_point = pending.upto;
+        self.active_mut().on_become_inactive()
+    }
+}
+
+/// Files to fsync and the offset that will be durable once they are.
+pub struct PendingFlush {
+    pub files: Vec<Arc<File>>,
+    pub upto: i64,
+    pub messages: i64,
+}
+
+impl PendingFlush {
+    pub fn run(&self) -> io::Result<()> {
+        self.files.iter().try_for_each(|f| segment::sync_data(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::test_support::batch;
+
+    fn append(log: &mut Log, values: &[&[u8]], ts: i64) -> AppendInfo {
+        let b = batch(values, ts);
+        let h = batch::validate_produced(&b, 1 << 20).unwrap();
+        log.append(&[(&b, h)], ts).unwrap()
+    }
+
+    fn opts(clean: bool, rp: i64) -> LoadOptions {
+        LoadOptions { clean_shutdown: clean, recovery_point: rp, log_start_offset: 0, now_ms: 0 }
+    }
+
+    fn small() -> LogConfig {
+        LogConfig { segment_bytes: 300, index_interval_bytes: 1, ..LogConfig::default() }
+    }
+
+    #[test]
+    fn offsets_rolls_reads_and_timestamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small(), opts(true, 0)).unwrap();
+        for i in 0..20 {
+            let info = append(&mut log, &[b"aaaaaaaaaa", b"bbbbbbbbbb"], 1000 + i * 10);
+            assert_eq!(info.first_offset, i * 2);
+        }
+        assert_eq!(log.next_offset(), 40);
+        assert!(log.segment_count() > 3, "segments roll at segment.bytes");
+        // A read in the middle of a batch starts at that batch.
+        let s = log.read(13, 1 << 20, true).unwrap().unwrap();
+        let mut hdr = [0u8; HEADER_LEN];
+        s.file.read_exact_at(&mut hdr, s.position).unwrap();
+        assert_eq!(BatchHeader::parse(&hdr).unwrap().base_offset, 12);
+        // Max bytes below one batch still returns that batch whole.
+        assert!(log.read(13, 1, true).unwrap().unwrap().len >= 60);
+        assert!(log.read(40, 100, true).unwrap().is_none());
+        assert!(matches!(log.read(41, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+        // Record timestamps are base+0, base+1 in each batch.
+        assert_eq!(log.offset_for_timestamp(1051).unwrap(), Some((11, 1051)));
+        assert_eq!(log.offset_for_timestamp(1052).unwrap(), Some((12, 1060)));
+        assert_eq!(log.offset_for_timestamp(5000).unwrap(), None);
+        assert_eq!(log.max_timestamp_offset().unwrap(), Some((39, 1191)));
+    }
+
+    #[test]
+    fn reopen_after_clean_close_and_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small(), opts(true, 0)).unwrap();
+        for i in 0..10 {
+            append(&mut log, &[b"0123456789"], i);
+        }
+        log.close().unwrap();
+        drop(log);
+        let mut log = Log::open(dir.path(), small(), opts(true, 10)).unwrap();
+        assert_eq!(log.next_offset(), 10);
+        append(&mut log, &[b"x"], 100);
+        let active_base = *log.segments.keys().next_back().unwrap();
+        drop(log); // unclean: no close
+        // Tear the last batch in half.
+        let path = dir.path().join(segment::file_name(active_base, "log"));
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 5).unwrap();
+        let log = Log::open(dir.path(), small(), opts(false, 10)).unwrap();
+        assert_eq!(log.next_offset(), 10, "the torn batch is truncated away");
+        assert!(log.read(9, 1000, true).unwrap().is_some());
+    }
+
+    #[test]
+    fn retention_deletes_old_segments_and_moves_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig { retention_bytes: 400, ..small() };
+        let mut log = Log::open(dir.path(), cfg, opts(true, 0)).unwrap();
+        for i in 0..30 {
+            append(&mut log, &[b"0123456789"], i);
+        }
+        let before = log.segment_count();
+        assert!(log.apply_retention(100).unwrap() > 0);
+        assert!(log.segment_count() < before);
+        assert!(log.size_bytes() <= 400 + 300);
+        assert!(log.log_start_offset() > 0);
+        assert!(matches!(log.read(0, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+        let cfg = LogConfig { retention_ms: 10, ..small() };
+        log.set_config(cfg);
+        log.apply_retention(1_000_000).unwrap();
+        assert_eq!(log.log_start_offset(), 30);
+        assert_eq!(log.next_offset(), 30);
+    }
+}

@@ -1,0 +1,455 @@
+//! Kafka's `LogManager`: the log directory, its topics and their partitions.
+//!
+//! On disk, as Kafka lays it out: `meta.properties`, one `<topic>-<partition>` directory per
+//! partition holding its segments and a `partition.metadata` with the topic id, the offset
+//! checkpoint files, and the `.kafka_cleanshutdown` marker written by a clean stop. Topic
+//! configuration overrides (held by KRaft's metadata log in Kafka) live in
+//! `topic-configs/<topic>.properties`.
+
+use super::checkpoint;
+use super::log::{LoadOptions, Log};
+use super::partition::Partition;
+use crate::config::{BrokerConfig, ConfigError, LogConfig};
+use crate::time::now_ms;
+use base64::Engine;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use uuid::Uuid;
+
+const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
+const RECOVERY_POINT: &str = "recovery-point-offset-checkpoint";
+const LOG_START: &str = "log-start-offset-checkpoint";
+const HIGH_WATERMARK: &str = "replication-offset-checkpoint";
+const TOPIC_CONFIGS: &str = "topic-configs";
+
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub overrides: BTreeMap<String, String>,
+    pub config: LogConfig,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+impl Topic {
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("__")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic '{0}' already exists")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error(transparent)]
+    InvalidConfig(#[from] ConfigError),
+    #[error("topic '{0}' does not exist")]
+    Unknown(String),
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+#[derive(Default)]
+struct TopicMap {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+pub struct LogManager {
+    broker: Arc<BrokerConfig>,
+    dir: PathBuf,
+    pub cluster_id: String,
+    topics: RwLock<TopicMap>,
+    /// Serialises topic creation, deletion and partition growth (directory changes).
+    admin: std::sync::Mutex<()>,
+}
+
+/// Kafka prints UUIDs as URL-safe base64 without padding.
+pub fn uuid_to_kafka_string(id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+pub fn uuid_from_kafka_string(s: &str) -> Option<Uuid> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let bad = |why: &str| Err(TopicError::InvalidName(format!("topic name '{name}' is illegal: {why}")));
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if name.len() > 249 {
+        return bad("it is longer than 249 characters");
+    }
+    if !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-') {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+fn partition_dir_name(topic: &str, p: i32) -> String {
+    format!("{topic}-{p}")
+}
+
+fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
+    let (topic, p) = name.rsplit_once('-')?;
+    let p: i32 = p.parse().ok()?;
+    (p >= 0 && validate_topic_name(topic).is_ok()).then_some((topic, p))
+}
+
+fn read_properties(path: &Path) -> io::Result<BTreeMap<String, String>> {
+    BrokerConfig::read_properties(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
+fn write_properties(path: &Path, map: &BTreeMap<String, String>) -> io::Result<()> {
+    let text: String = map.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    checkpoint::write_atomically(path, text.as_bytes())
+}
+
+impl LogManager {
+    /// Opens (or initialises) the log directory and loads every partition, recovering
+    /// those an unclean stop may have left torn.
+    pub fn open(broker: Arc<BrokerConfig>) -> io::Result<Self> {
+        let dir = broker.log_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create log.dirs {}: {e}; set log.dirs to a writable directory", dir.display()))
+        })?;
+        std::fs::create_dir_all(dir.join(TOPIC_CONFIGS))?;
+        let cluster_id = Self::load_meta(&broker, &dir)?;
+        let clean_marker = dir.join(CLEAN_SHUTDOWN);
+        let clean = clean_marker.exists();
+        let recovery = checkpoint::read(&dir.join(RECOVERY_POINT))?;
+        let starts = checkpoint::read(&dir.join(LOG_START))?;
+
+        let mut grouped: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            if name.ends_with("-delete") {
+                std::fs::remove_dir_all(entry.path())?;
+                continue;
+            }
+            if let Some((topic, p)) = parse_partition_dir(&name) {
+                grouped.entry(topic.to_string()).or_default().push(p);
+            }
+        }
+        let mgr = LogManager {
+            broker: broker.clone(),
+            dir: dir.clone(),
+            cluster_id,
+            topics: RwLock::new(TopicMap::default()),
+            admin: std::sync::Mutex::new(()),
+        };
+        let now = now_ms();
+        for (name, mut parts) in grouped {
+            parts.sort_unstable();
+            let overrides = read_properties(&dir.join(TOPIC_CONFIGS).join(format!("{name}.properties"))).unwrap_or_default();
+            let config = LogConfig::resolve(&broker, &overrides).unwrap_or_else(|e| {
+                tracing::warn!(topic = %name, error = %e, "stored topic config is invalid; using broker defaults");
+                broker.log.clone()
+            });
+            let count = parts.last().map(|p| p + 1).unwrap_or(0);
+            let mut id = None;
+            let mut partitions = Vec::new();
+            for p in 0..count {
+                let pdir = dir.join(partition_dir_name(&name, p));
+                let key = (name.clone(), p);
+                let log = Log::open(
+                    &pdir,
+                    config.clone(),
+                    LoadOptions {
+                        clean_shutdown: clean,
+                        recovery_point: recovery.get(&key).copied().unwrap_or(0),
+                        log_start_offset: starts.get(&key).copied().unwrap_or(0),
+                        now_ms: now,
+                    },
+                )?;
+                if id.is_none() {
+                    id = Self::read_topic_id(&pdir);
+                }
+                partitions.push(Arc::new(Partition::new(&name, p, log)));
+            }
+            let id = match id {
+                Some(id) => id,
+                None => Uuid::new_v4(),
+            };
+            for p in 0..count {
+                Self::write_topic_id(&dir.join(partition_dir_name(&name, p)), id)?;
+            }
+            let topic = Arc::new(Topic { name: name.clone(), id, overrides, config, partitions });
+            let mut map = mgr.topics.write().unwrap();
+            map.by_id.insert(id, topic.clone());
+            map.by_name.insert(name, topic);
+        }
+        if clean {
+            std::fs::remove_file(&clean_marker)?;
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
+        Ok(mgr)
+    }
+
+    fn load_meta(broker: &BrokerConfig, dir: &Path) -> io::Result<String> {
+        let path = dir.join("meta.properties");
+        let mut meta = if path.exists() { read_properties(&path)? } else { BTreeMap::new() };
+        if let Some(stored) = meta.get("node.id") {
+            if stored != &broker.node_id.to_string() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} belongs to node.id {stored}, not {}; point log.dirs elsewhere or fix node.id", dir.display(), broker.node_id),
+                ));
+            }
+        }
+        let cluster_id = match (meta.get("cluster.id"), broker.get("cluster.id")) {
+            (Some(stored), Some(wanted)) if stored != &wanted => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} belongs to cluster {stored}, not {wanted}", dir.display()),
+                ))
+            }
+            (Some(stored), _) => stored.clone(),
+            (None, Some(wanted)) => wanted,
+            (None, None) => uuid_to_kafka_string(Uuid::new_v4()),
+        };
+        if !path.exists() {
+            meta.insert("version".into(), "1".into());
+            meta.insert("node.id".into(), broker.node_id.to_string());
+            meta.insert("cluster.id".into(), cluster_id.clone());
+            meta.insert("directory.id".into(), uuid_to_kafka_string(Uuid::new_v4()));
+            write_properties(&path, &meta)?;
+        }
+        Ok(cluster_id)
+    }
+
+    fn read_topic_id(pdir: &Path) -> Option<Uuid> {
+        let text = std::fs::read_to_string(pdir.join("partition.metadata")).ok()?;
+        text.lines().find_map(|l| l.strip_prefix("topic_id:")).and_then(uuid_from_kafka_string)
+    }
+
+    fn write_topic_id(pdir: &Path, id: Uuid) -> io::Result<()> {
+        if Self::read_topic_id(pdir) == Some(id) {
+            return Ok(());
+        }
+        let text = format!("version: 0\ntopic_id: {}\n", uuid_to_kafka_string(id));
+        checkpoint::write_atomically(&pdir.join("partition.metadata"), text.as_bytes())
+    }
+
+    pub fn broker_config(&self) -> &Arc<BrokerConfig> {
+        &self.broker
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().unwrap().by_name.get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics.read().unwrap().by_id.get(&id).cloned()
+    }
+
+    pub fn partition(&self, topic: &str, p: i32) -> Option<Arc<Partition>> {
+        let t = self.topic(topic)?;
+        usize::try_from(p).ok().and_then(|i| t.partitions.get(i).cloned())
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = self.topics.read().unwrap().by_name.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Creates a topic with `partitions` partitions and validated config overrides.
+    /// With `validate_only`, checks everything and creates nothing.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_topic_name(name)?;
+        if partitions <= 0 {
+            return Err(TopicError::InvalidPartitions(format!("number of partitions must be larger than 0, got {partitions}")));
+        }
+        if partitions > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!("{partitions} partitions is more than this broker allows (100000)")));
+        }
+        for (k, v) in &overrides {
+            crate::config::log_config::validate_topic_override(k, v)?;
+        }
+        let config = LogConfig::resolve(&self.broker, &overrides)?;
+        let _admin = self.admin.lock().unwrap();
+        if self.topic(name).is_some() {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        // Kafka refuses names that collide once '.' and '_' are treated alike (metrics names).
+        let folded = name.replace('.', "_");
+        if let Some(other) = self.topics().iter().find(|t| t.name.replace('.', "_") == folded) {
+            return Err(TopicError::InvalidName(format!(
+                "topic '{name}' collides with existing topic '{}' ('.' and '_' collide)",
+                other.name
+            )));
+        }
+        let id = Uuid::new_v4();
+        if validate_only {
+            return Ok(Arc::new(Topic { name: name.to_string(), id, overrides, config, partitions: Vec::new() }));
+        }
+        if !overrides.is_empty() {
+            write_properties(&self.dir.join(TOPIC_CONFIGS).join(format!("{name}.properties")), &overrides)?;
+        }
+        let parts = self.open_partitions(name, id, &config, 0..partitions)?;
+        let topic = Arc::new(Topic { name: name.to_string(), id, overrides, config, partitions: parts });
+        let mut map = self.topics.write().unwrap();
+        map.by_id.insert(id, topic.clone());
+        map.by_name.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    fn open_partitions(
+        &self,
+        name: &str,
+        id: Uuid,
+        config: &LogConfig,
+        range: std::ops::Range<i32>,
+    ) -> Result<Vec<Arc<Partition>>, TopicError> {
+        let mut out = Vec::new();
+        for p in range {
+            let pdir = self.dir.join(partition_dir_name(name, p));
+            let log = Log::open(
+                &pdir,
+                config.clone(),
+                LoadOptions { clean_shutdown: true, recovery_point: 0, log_start_offset: 0, now_ms: now_ms() },
+            )?;
+            Self::write_topic_id(&pdir, id)?;
+            out.push(Arc::new(Partition::new(name, p, log)));
+        }
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(out)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap();
+        let topic = self.topic(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+            )));
+        }
+        if count > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!("{count} partitions is more than this broker allows")));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut parts = topic.partitions.clone();
+        parts.extend(self.open_partitions(name, topic.id, &topic.config, current..count)?);
+        let grown = Arc::new(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            overrides: topic.overrides.clone(),
+            config: topic.config.clone(),
+            partitions: parts,
+        });
+        let mut map = self.topics.write().unwrap();
+        map.by_id.insert(grown.id, grown.clone());
+        map.by_name.insert(grown.name.clone(), grown);
+        Ok(())
+    }
+
+    /// Deletes a topic: its directories are renamed `*-delete` at once and removed in the
+    /// background; open file handles of in-flight fetches stay valid.
+    pub fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap();
+        let topic = {
+            let mut map = self.topics.write().unwrap();
+            let t = map.by_name.remove(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+            map.by_id.remove(&t.id);
+            t
+        };
+        let tag = topic.id.simple().to_string();
+        let mut doomed = Vec::new();
+        for p in &topic.partitions {
+            let from = self.dir.join(partition_dir_name(name, p.index));
+            let to = self.dir.join(format!("{}.{tag}-delete", partition_dir_name(name, p.index)));
+            std::fs::rename(&from, &to)?;
+            doomed.push(to);
+            p.notify();
+        }
+        let _ = std::fs::remove_file(self.dir.join(TOPIC_CONFIGS).join(format!("{name}.properties")));
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        std::thread::spawn(move || {
+            for d in doomed {
+                if let Err(e) = std::fs::remove_dir_all(&d) {
+                    tracing::warn!(dir = %d.display(), error = %e, "could not remove a deleted topic's directory");
+                }
+            }
+        });
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Applies retention to every partition; returns the number of segments deleted.
+    pub fn apply_retention(&self) -> usize {
+        let now = now_ms();
+        let mut deleted = 0;
+        for t in self.topics() {
+            for p in &t.partitions {
+                let r = p.log().apply_retention(now);
+                match r {
+                    Ok(n) if n > 0 => {
+                        deleted += n;
+                        p.notify();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(topic = %t.name, partition = p.index, error = %e, "retention failed; check the log directory"),
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Writes the recovery-point, log-start and high-watermark checkpoint files.
+    pub fn checkpoint(&self) -> io::Result<()> {
+        let (mut rp, mut ls, mut hw) = (checkpoint::Offsets::new(), checkpoint::Offsets::new(), checkpoint::Offsets::new());
+        for t in self.topics() {
+            for p in &t.partitions {
+                let log = p.log();
+                let key = (t.name.clone(), p.index);
+                rp.insert(key.clone(), log.recovery_point());
+                ls.insert(key.clone(), log.log_start_offset());
+                hw.insert(key, log.next_offset());
+            }
+        }
+        checkpoint::write(&self.dir.join(RECOVERY_POINT), &rp)?;
+        checkpoint::write(&self.dir.join(LOG_START), &ls)?;
+        checkpoint::write(&self.dir.join(HIGH_WATERMARK), &hw)
+    }
+
+    /// Flushes and closes every log, writes the checkpoints and the clean-shutdown marker.
+    pub fn shutdown(&self) -> io::Result<()> {
+        for t in self.topics() {
+            for p in &t.partitions {
+                p.log().close()?;
+            }
+        }
+        self.checkpoint()?;
+        checkpoint::write_atomically(&self.dir.join(CLEAN_SHUTDOWN), b"")?;
+        Ok(())
+    }
+}

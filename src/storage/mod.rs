@@ -1,0 +1,16 @@
+//! The storage engine: Kafka's log layout and its moving parts, reached by the API
+//! handlers only through `LogManager` and `Partition`.
+
+pub mod batch;
+pub mod checkpoint;
+mod index_file;
+pub mod log;
+pub mod log_manager;
+mod offset_index;
+pub mod partition;
+pub mod segment;
+mod time_index;
+
+pub use log::{FileSlice, ReadError};
+pub use log_manager::{LogManager, Topic, TopicError};
+pub use partition::Partition;

@@ -1,0 +1,101 @@
+//! One partition as the API handlers see it: its log behind a lock, a watch on its end
+//! offset that wakes long-polling fetches, and group-committed fsyncs.
+
+use super::log::{AppendInfo, FileSlice, Log, ReadError};
+use super::batch::BatchHeader;
+use crate::time::now_ms;
+use std::io;
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::watch;
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    log: Mutex<Log>,
+    end_offset: watch::Sender<i64>,
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+/// The offsets a fetch or ListOffsets reports for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start: i64,
+    pub high_watermark: i64,
+}
+
+impl Partition {
+    pub fn new(topic: &str, index: i32, log: Log) -> Self {
+        let (end_offset, _) = watch::channel(log.next_offset());
+        Partition { topic: topic.to_string(), index, log: Mutex::new(log), end_offset, flush_lock: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The log, locked. Holders must not block (no fsync, no await) while holding it.
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends validated batches and wakes fetches waiting on this partition.
+    /// Returns whether the flush policy now asks for an fsync.
+    pub fn append(&self, batches: &[(&[u8], BatchHeader)]) -> io::Result<(AppendInfo, bool)> {
+        let now = now_ms();
+        let (info, flush_due, end) = {
+            let mut log = self.log();
+            let info = log.append(batches, now)?;
+            (info, log.flush_due(now), log.next_offset())
+        };
+        self.end_offset.send_replace(end);
+        Ok((info, flush_due))
+    }
+
+    /// Makes everything below `offset` durable. Concurrent callers share one fsync: whoever
+    /// holds the flush lock syncs up to the log end, and later callers find it done.
+    pub async fn flush_to(&self, offset: i64) -> io::Result<()> {
+        let _guard = self.flush_lock.lock().await;
+        let pending = {
+            let mut log = self.log();
+            if log.recovery_point() >= offset {
+                return Ok(());
+            }
+            log.begin_flush()
+        };
+        let pending = tokio::task::spawn_blocking(move || pending.run().map(|_| pending))
+            .await
+            .map_err(io::Error::other)??;
+        self.log().complete_flush(&pending, now_ms());
+        Ok(())
+    }
+
+    /// Flushes when `flush.ms` has passed since the last one (the background flusher).
+    pub async fn flush_if_due(&self) -> io::Result<()> {
+        let due = {
+            let log = self.log();
+            log.flush_due(now_ms()).then(|| log.next_offset())
+        };
+        match due {
+            Some(end) => self.flush_to(end).await,
+            None => Ok(()),
+        }
+    }
+
+    pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<(Option<FileSlice>, Offsets), ReadError> {
+        let log = self.log();
+        let slice = log.read(offset, max_bytes, min_one)?;
+        Ok((slice, Offsets { log_start: log.log_start_offset(), high_watermark: log.next_offset() }))
+    }
+
+    pub fn offsets(&self) -> Offsets {
+        let log = self.log();
+        Offsets { log_start: log.log_start_offset(), high_watermark: log.next_offset() }
+    }
+
+    /// A receiver that changes whenever the log end offset moves.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.end_offset.subscribe()
+    }
+
+    /// Tells waiters the end moved for a reason other than an append (retention, deletion).
+    pub fn notify(&self) {
+        let end = self.log().next_offset();
+        self.end_offset.send_replace(end);
+    }
+}

@@ -1,0 +1,363 @@
+//! Kafka's `LogSegment`: one `<baseOffset>.log` file of record batches with its sparse
+//! `.index` and `.timeindex`.
+//!
+//! Only the active (last) segment is appended to. Reads never copy record bytes into the
+//! process: they locate a batch through the index plus a short header scan and hand back a
+//! file range for `sendfile`. Recovery re-reads batches, checks every CRC and truncates the
+//! file at the first torn or corrupt batch.
+
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::offset_index::OffsetIndex;
+use super::time_index::TimeIndex;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice};
+use std::os::unix::fs::FileExt;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Metadata of one batch being appended; its bytes travel separately as `IoSlice`s.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchMeta {
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub size: usize,
+}
+
+/// What recovery found in a segment.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RecoveryResult {
+    pub valid_bytes: u64,
+    pub truncated_bytes: u64,
+    pub next_offset: i64,
+}
+
+pub struct LogSegment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    file: Arc<File>,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    index_interval: u64,
+    bytes_since_last_index_entry: u64,
+    /// Largest batch max-timestamp in the segment and the last offset of that batch (-1: none).
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    next_offset: i64,
+    created_ms: i64,
+}
+
+fn open_log(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(create).open(path)
+}
+
+impl LogSegment {
+    pub fn create(dir: &Path, base_offset: i64, index_interval: u64, index_max: u64, now_ms: i64) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join(file_name(base_offset, "log")))?;
+        Ok(LogSegment {
+            base_offset,
+            dir: dir.to_owned(),
+            file: Arc::new(file),
+            size: 0,
+            offset_index: OffsetIndex::create(&dir.join(file_name(base_offset, "index")), base_offset, index_max)?,
+            time_index: TimeIndex::create(&dir.join(file_name(base_offset, "timeindex")), base_offset, index_max)?,
+            index_interval,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            next_offset: base_offset,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment. With `trust` (a clean shutdown, or a segment below the
+    /// recovery point) trimmed, sane indexes are used as they are; anything else is rebuilt
+    /// by `recover`, which also truncates a torn tail. Returns the segment and, when it was
+    /// recovered, what recovery found.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval: u64,
+        index_max: u64,
+        trust: bool,
+        now_ms: i64,
+    ) -> io::Result<(Self, Option<RecoveryResult>)> {
+        let file = open_log(&dir.join(file_name(base_offset, "log")), false)?;
+        let size = file.metadata()?.len();
+        let oi_path = dir.join(file_name(base_offset, "index"));
+        let ti_path = dir.join(file_name(base_offset, "timeindex"));
+        let trusted = if trust {
+            match (
+                OffsetIndex::open_trimmed(&oi_path, base_offset, index_max)?,
+                TimeIndex::open_trimmed(&ti_path, base_offset, index_max)?,
+            ) {
+                (Some(oi), Some(ti)) if oi.sane(size) && ti.sane() => Some((oi, ti)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let needs_recovery = trusted.is_none();
+        let (offset_index, time_index) = match trusted {
+            Some(pair) => pair,
+            None => (
+                OffsetIndex::create(&oi_path, base_offset, index_max)?,
+                TimeIndex::create(&ti_path, base_offset, index_max)?,
+            ),
+        };
+        let mut seg = LogSegment {
+            base_offset,
+            dir: dir.to_owned(),
+            file: Arc::new(file),
+            size,
+            offset_index,
+            time_index,
+            index_interval,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            next_offset: base_offset,
+            created_ms: now_ms,
+        };
+        if needs_recovery {
+            let r = seg.recover()?;
+            return Ok((seg, Some(r)));
+        }
+        // Trusted: learn the segment's next offset and largest timestamp from its tail.
+        seg.load_tail_state()?;
+        Ok((seg, None))
+    }
+
+    /// Reads the header of the batch at `pos`; `None` past the end or for a torn header.
+    pub fn header_at(&self, pos: u64) -> io::Result<Option<BatchHeader>> {
+        read_header(&self.file, pos, self.size)
+    }
+
+    /// Finds the last batch by scanning forward from the last index entry.
+    fn load_tail_state(&mut self) -> io::Result<()> {
+        let start = self.offset_index.last_offset().map(|o| self.offset_index.lookup(o)).unwrap_or(0);
+        let mut pos = start;
+        while let Some(h) = self.header_at(pos)? {
+            self.next_offset = h.last_offset() + 1;
+            pos += h.size as u64;
+        }
+        if pos != self.size {
+            // The trusted index does not fit the log; recover instead of guessing.
+            self.recover()?;
+            return Ok(());
+        }
+        if let Some((ts, off)) = self.time_index.last_entry() {
+            self.max_timestamp = ts;
+            self.offset_of_max_timestamp = off;
+        }
+        Ok(())
+    }
+
+    /// Re-reads every batch, verifying its CRC, rebuilding both indexes, and truncates the
+    /// file at the first batch that is partial or corrupt.
+    pub fn recover(&mut self) -> io::Result<RecoveryResult> {
+        self.offset_index.file().truncate_entries(0);
+        self.time_index.file().truncate_entries(0);
+        self.offset_index.file().reopen_for_append()?;
+        self.time_index.file().reopen_for_append()?;
+        self.bytes_since_last_index_entry = 0;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = -1;
+        self.next_offset = self.base_offset;
+        let file_size = self.size;
+        let mut pos = 0u64;
+        let mut buf = Vec::new();
+        while let Some(h) = read_header(&self.file, pos, file_size)? {
+            if pos + h.size as u64 > file_size || h.base_offset < self.next_offset {
+                break;
+            }
+            buf.resize(h.size, 0);
+            self.file.read_exact_at(&mut buf, pos)?;
+            if batch::compute_crc(&buf) != h.crc {
+                break;
+            }
+            self.index_batch(h.last_offset(), h.max_timestamp, pos, h.size as u64);
+            self.next_offset = h.last_offset() + 1;
+            pos += h.size as u64;
+        }
+        let truncated = file_size - pos;
+        if truncated > 0 {
+            self.file.set_len(pos)?;
+            self.size = pos;
+        }
+        Ok(RecoveryResult { valid_bytes: pos, truncated_bytes: truncated, next_offset: self.next_offset })
+    }
+
+    fn index_batch(&mut self, last_offset: i64, max_timestamp: i64, pos: u64, size: u64) {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+        if self.bytes_since_last_index_entry > self.index_interval {
+            self.offset_index.append(last_offset, pos);
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += size;
+    }
+
+    /// Appends batches (already stamped with their offsets) in one positioned vectored
+    /// write. `data` concatenates exactly the batches described by `metas`.
+    pub fn append(&mut self, metas: &[BatchMeta], data: &mut [IoSlice<'_>]) -> io::Result<()> {
+        let total: usize = metas.iter().map(|m| m.size).sum();
+        debug_assert_eq!(total, data.iter().map(|s| s.len()).sum::<usize>());
+        let start = self.size;
+        if let Err(e) = write_all_at(&self.file, data, start) {
+            // Leave no partial batch behind: the log stays as it was before this append.
+            let _ = self.file.set_len(start);
+            return Err(e);
+        }
+        let mut pos = start;
+        for m in metas {
+            assert!(m.last_offset >= self.next_offset, "offsets must grow");
+            self.index_batch(m.last_offset, m.max_timestamp, pos, m.size as u64);
+            self.next_offset = m.last_offset + 1;
+            pos += m.size as u64;
+        }
+        self.size = pos;
+        Ok(())
+    }
+
+    /// Whether appending `bytes` more (ending at `last_offset`) requires a new segment first.
+    pub fn should_roll(&self, bytes: u64, last_offset: i64, segment_bytes: u64, segment_ms: i64, now_ms: i64) -> bool {
+        if self.size == 0 {
+            return false;
+        }
+        self.size + bytes > segment_bytes
+            || now_ms - self.created_ms >= segment_ms
+            || self.offset_index.is_full()
+            || self.time_index.is_full()
+            || last_offset - self.base_offset > u32::MAX as i64
+    }
+
+    /// The position of the first batch that holds an offset ≥ `target` (with its header).
+    pub fn translate_offset(&self, target: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let mut pos = self.offset_index.lookup(target);
+        while let Some(h) = self.header_at(pos)? {
+            if h.last_offset() >= target {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// The first batch whose max timestamp is ≥ `ts`, searching from `min_offset`.
+    pub fn find_timestamp(&self, ts: i64, min_offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        if self.max_timestamp < ts {
+            return Ok(None);
+        }
+        let from = self.time_index.lookup(ts).max(min_offset);
+        let mut pos = self.offset_index.lookup(from);
+        while let Some(h) = self.header_at(pos)? {
+            if h.max_timestamp >= ts && h.last_offset() >= min_offset {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// Closes the segment for appends: final time-index entry, trimmed indexes.
+    pub fn on_become_inactive(&mut self) -> io::Result<()> {
+        if self.max_timestamp >= 0 {
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+        }
+        self.offset_index.file().trim()?;
+        self.time_index.file().trim()
+    }
+
+    /// Makes a trimmed (reopened) segment appendable again.
+    pub fn reopen_for_append(&mut self) -> io::Result<()> {
+        self.offset_index.file().reopen_for_append()?;
+        self.time_index.file().reopen_for_append()
+    }
+
+    /// fdatasync of the log file. Indexes need no sync: after an unclean stop every segment
+    /// past the recovery point, and any index that is not trimmed and sane, is rebuilt.
+    pub fn flush(&self) -> io::Result<()> {
+        sync_data(&self.file)
+    }
+
+    pub fn delete(self) -> io::Result<()> {
+        let log = self.dir.join(file_name(self.base_offset, "log"));
+        self.offset_index.into_file().delete()?;
+        self.time_index.into_file().delete()?;
+        std::fs::remove_file(log)
+    }
+
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    /// Largest timestamp for retention: the records' largest, else the file's mtime.
+    pub fn largest_timestamp_for_retention(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            return self.max_timestamp;
+        }
+        self.file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(self.created_ms)
+    }
+}
+
+pub fn sync_data(file: &File) -> io::Result<()> {
+    file.sync_data()
+}
+
+/// Reads a batch header at `pos` in a file of `size` bytes.
+pub fn read_header(file: &File, pos: u64, size: u64) -> io::Result<Option<BatchHeader>> {
+    if pos + HEADER_LEN as u64 > size {
+        return Ok(None);
+    }
+    let mut buf = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(BatchHeader::parse(&buf).ok())
+}
+
+/// `pwritev` until every slice is written (short writes happen with large vectors).
+fn write_all_at(file: &File, mut data: &mut [IoSlice<'_>], mut at: u64) -> io::Result<()> {
+    // Linux accepts at most IOV_MAX (1024) slices per call.
+    const IOV_MAX: usize = 1024;
+    IoSlice::advance_slices(&mut data, 0);
+    while !data.is_empty() {
+        let n = data.len().min(IOV_MAX);
+        let written = nix::sys::uio::pwritev(file.as_fd(), &data[..n], at as i64).map_err(io::Error::from)?;
+        if written == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "pwritev wrote nothing"));
+        }
+        at += written as u64;
+        IoSlice::advance_slices(&mut data, written);
+    }
+    Ok(())
+}
