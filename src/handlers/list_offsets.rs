@@ -27,6 +27,7 @@ fn lookup(p: &Partition, ts: i64) -> Result<(i64, i64), Error> {
 
 pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> Outcome {
     let logs = &ctx.state.logs;
+    let version = ctx.version;
     let topics = req
         .topics
         .into_iter()
@@ -46,11 +47,11 @@ pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> Outcome {
                         (Some(part), None) => lookup(part, p.timestamp),
                     };
                     match result {
-                        Ok((offset, timestamp)) => resp
-                            .with_offset(offset)
-                            .with_timestamp(timestamp)
-                            .with_leader_epoch(if offset >= 0 { crate::LEADER_EPOCH } else { -1 }),
-                        Err(e) => resp.with_error_code(e.code()).with_offset(-1).with_timestamp(-1).with_leader_epoch(-1),
+                        // The leader epoch field exists from v4 on.
+                        Ok((offset, timestamp)) => resp.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(
+                            if offset >= 0 && version >= 4 { crate::LEADER_EPOCH } else { -1 },
+                        ),
+                        Err(e) => resp.with_error_code(e.code()).with_offset(-1).with_timestamp(-1),
                     }
                 })
                 .collect();
