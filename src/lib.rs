@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod server;
 pub mod storage;
+pub mod testing;
 pub mod time;
 
 pub use config::BrokerConfig;

@@ -1,0 +1,109 @@
+//! Helpers shared by the integration tests: librdkafka clients (rdkafka crate, bundled
+//! librdkafka) configured for a broker at `bootstrap`.
+#![allow(dead_code)]
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseProducer {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap).set("linger.ms", "5").set("message.timeout.ms", "30000");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("producer")
+}
+
+pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("group.id", "ferrite-test-unused")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("consumer")
+}
+
+/// Produces and waits for every delivery report; panics on any delivery error.
+pub fn produce_all(p: &BaseProducer, records: Vec<BaseRecord<'_, [u8], [u8]>>) {
+    for mut r in records {
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((e, back)) => {
+                    assert!(matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                    r = back;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("all records delivered");
+}
+
+/// A record as read back, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Got {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: Option<i64>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+pub fn owned(m: &BorrowedMessage<'_>) -> Got {
+    let headers = m
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect())
+        .unwrap_or_default();
+    Got {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(|k| k.to_vec()),
+        value: m.payload().map(|v| v.to_vec()),
+        timestamp: m.timestamp().to_millis(),
+        headers,
+    }
+}
+
+/// Assigns `partitions` of `topic` from `from` and reads until `count` records arrived.
+pub fn consume(bootstrap: &str, topic: &str, partitions: &[i32], from: Offset, count: usize, timeout: Duration) -> Vec<Got> {
+    let c = consumer(bootstrap, &[]);
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition_offset(topic, p, from).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count && Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            out.push(owned(&m.expect("consume without errors")));
+        }
+    }
+    out
+}
+
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin");
+    let mut t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let res = rt.block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create_topics");
+    for r in res {
+        r.expect("topic created");
+    }
+}
