@@ -76,7 +76,19 @@ pub fn owned(m: &BorrowedMessage<'_>) -> Got {
 
 /// Assigns `partitions` of `topic` from `from` and reads until `count` records arrived.
 pub fn consume(bootstrap: &str, topic: &str, partitions: &[i32], from: Offset, count: usize, timeout: Duration) -> Vec<Got> {
-    let c = consumer(bootstrap, &[]);
+    consume_with(bootstrap, &[], topic, partitions, from, count, timeout)
+}
+
+pub fn consume_with(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+    topic: &str,
+    partitions: &[i32],
+    from: Offset,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Got> {
+    let c = consumer(bootstrap, extra);
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         tpl.add_partition_offset(topic, p, from).unwrap();
@@ -85,8 +97,14 @@ pub fn consume(bootstrap: &str, topic: &str, partitions: &[i32], from: Offset, c
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(count);
     while out.len() < count && Instant::now() < deadline {
-        if let Some(m) = c.poll(Duration::from_millis(100)) {
-            out.push(owned(&m.expect("consume without errors")));
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push(owned(&m)),
+            // A broker that is still starting: the client reconnects by itself.
+            Some(Err(rdkafka::error::KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure | rdkafka::types::RDKafkaErrorCode::AllBrokersDown,
+            ))) => {}
+            Some(Err(e)) => panic!("consume failed: {e}"),
+            None => {}
         }
     }
     out
@@ -105,5 +123,14 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&
     let res = rt.block_on(admin.create_topics([&t], &AdminOptions::new())).expect("create_topics");
     for r in res {
         r.expect("topic created");
+    }
+}
+
+/// Waits until something accepts connections at `addr`.
+pub fn wait_for_port(addr: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
