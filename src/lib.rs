@@ -4,6 +4,8 @@
 //! `handlers` (one module per Kafka API), `storage` (Kafka's log layout: LogManager, Log,
 //! LogSegment, OffsetIndex, TimeIndex) and `config` (Kafka's configuration keys).
 
+#[cfg(feature = "alloc-guard")]
+pub mod alloc_guard;
 pub mod config;
 pub mod handlers;
 pub mod metrics;
@@ -17,3 +19,7 @@ pub use server::Broker;
 
 /// The leader epoch of every partition: one node, never a leader change.
 pub const LEADER_EPOCH: i32 = 0;
+
+#[cfg(feature = "alloc-guard")]
+#[global_allocator]
+static GLOBAL: alloc_guard::GuardedAlloc = alloc_guard::GuardedAlloc;
