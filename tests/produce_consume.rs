@@ -139,3 +139,35 @@ fn large_fetch_goes_through_sendfile() {
     assert!(sent >= (n * 1024) as u64, "record bytes went through sendfile: {sent}");
     assert_eq!(broker.broker().metrics().copied_record_bytes(), 0);
 }
+
+#[test]
+fn log_append_time_topic_stamps_broker_time() {
+    use rdkafka::message::Timestamp;
+    let broker = EmbeddedBroker::start();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "appendtime", 1, &[("message.timestamp.type", "LogAppendTime")]);
+    let before = ferrite::time::now_ms();
+    for codec in ["none", "zstd"] {
+        let p = producer(&bs, &[("compression.codec", codec)]);
+        produce_all(&p, (0..200).map(|i| BaseRecord::<[u8], [u8]>::to("appendtime").payload(&b"v"[..]).timestamp(1000 + i)).collect());
+    }
+    let after = ferrite::time::now_ms();
+    // The consumer checks every batch's CRC (check.crcs): the rewritten CRC must be right.
+    let c = consumer(&bs, &[("check.crcs", "true")]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("appendtime", 0, Offset::Beginning).unwrap();
+    c.assign(&tpl).unwrap();
+    let mut n = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while n < 400 && std::time::Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.expect("no CRC or consume error");
+            match rdkafka::Message::timestamp(&m) {
+                Timestamp::LogAppendTime(t) => assert!((before..=after).contains(&t), "{t} not in [{before}, {after}]"),
+                other => panic!("expected LogAppendTime, got {other:?}"),
+            }
+            n += 1;
+        }
+    }
+    assert_eq!(n, 400);
+}
