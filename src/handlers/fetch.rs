@@ -120,10 +120,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> Outcome {
         let unknown = if by_id { Error::UnknownTopicId } else { Error::UnknownTopicOrPartition };
         for p in t.partitions {
             let partition = match &topic {
-                Some(topic) => usize::try_from(p.partition)
-                    .ok()
-                    .and_then(|i| topic.partitions.get(i).cloned())
-                    .ok_or(Error::UnknownTopicOrPartition),
+                Some(topic) => topic.partition(p.partition).cloned().ok_or(Error::UnknownTopicOrPartition),
                 None => Err(unknown),
             };
             wanted.push(Wanted { topic_index: topics.len(), req: p, partition });

@@ -38,9 +38,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> Outcome {
                 .into_iter()
                 .map(|p| {
                     let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let partition = topic
-                        .as_ref()
-                        .and_then(|topic| usize::try_from(p.partition_index).ok().and_then(|i| topic.partitions.get(i)));
+                    let partition = topic.as_ref().and_then(|topic| topic.partition(p.partition_index));
                     let result = match (partition, check_leader_epoch(p.current_leader_epoch)) {
                         (None, _) => Err(Error::UnknownTopicOrPartition),
                         (_, Some(e)) => Err(e),

@@ -18,9 +18,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetForLeaderEpochRequest) -> Outcome 
                 .into_iter()
                 .map(|p| {
                     let resp = EpochEndOffset::default().with_partition(p.partition);
-                    let partition = topic
-                        .as_ref()
-                        .and_then(|topic| usize::try_from(p.partition).ok().and_then(|i| topic.partitions.get(i)));
+                    let partition = topic.as_ref().and_then(|topic| topic.partition(p.partition));
                     match (partition, check_leader_epoch(p.current_leader_epoch)) {
                         (None, _) => resp.with_error_code(Error::UnknownTopicOrPartition.code()).with_leader_epoch(-1).with_end_offset(-1),
                         (_, Some(e)) => resp.with_error_code(e.code()).with_leader_epoch(-1).with_end_offset(-1),

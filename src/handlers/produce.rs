@@ -74,7 +74,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
                 parts.push(error_response(data.index, Error::InvalidRequiredAcks, None));
                 continue;
             }
-            let partition = topic.as_ref().and_then(|t| usize::try_from(data.index).ok().and_then(|i| t.partitions.get(i)));
+            let partition = topic.as_ref().and_then(|t| t.partition(data.index));
             let Some(partition) = partition else {
                 parts.push(error_response(data.index, unknown, None));
                 continue;

@@ -136,3 +136,42 @@ impl IndexFile {
         }
     }
 }
+
+/// What distinguishes one sparse index from another: its entry size.
+pub trait IndexKind {
+    const ENTRY_SIZE: usize;
+}
+
+/// A segment's sparse index of kind `K` (`OffsetIndex`, `TimeIndex`): entries relative to
+/// the segment's base offset, in an `IndexFile`.
+pub struct SparseIndex<K> {
+    pub(super) base_offset: i64,
+    pub(super) file: IndexFile,
+    kind: std::marker::PhantomData<K>,
+}
+
+impl<K: IndexKind> SparseIndex<K> {
+    pub fn new(base_offset: i64, file: IndexFile) -> Self {
+        SparseIndex { base_offset, file, kind: std::marker::PhantomData }
+    }
+
+    pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
+        Ok(Self::new(base_offset, IndexFile::create(path, K::ENTRY_SIZE, max_bytes)?))
+    }
+
+    pub fn open_trimmed(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Option<Self>> {
+        Ok(IndexFile::open_trimmed(path, K::ENTRY_SIZE, max_bytes)?.map(|f| Self::new(base_offset, f)))
+    }
+
+    pub fn file(&mut self) -> &mut IndexFile {
+        &mut self.file
+    }
+
+    pub fn into_file(self) -> IndexFile {
+        self.file
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.file.is_full()
+    }
+}

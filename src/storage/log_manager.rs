@@ -33,6 +33,10 @@ pub struct Topic {
 }
 
 impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("__")
     }
@@ -260,8 +264,7 @@ impl LogManager {
     }
 
     pub fn partition(&self, topic: &str, p: i32) -> Option<Arc<Partition>> {
-        let t = self.topic(topic)?;
-        usize::try_from(p).ok().and_then(|i| t.partitions.get(i).cloned())
+        self.topic(topic)?.partition(p).cloned()
     }
 
     /// All topics, sorted by name.

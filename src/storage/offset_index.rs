@@ -2,16 +2,17 @@
 //! byte position of a batch in the `.log` file. Entries are 8 bytes, big-endian
 //! (relative offset u32, position u32), one every `index.interval.bytes` of log.
 
-use super::index_file::IndexFile;
-use std::io;
-use std::path::Path;
+use super::index_file::{IndexKind, SparseIndex};
 
 pub const ENTRY_SIZE: usize = 8;
 
-pub struct OffsetIndex {
-    base_offset: i64,
-    file: IndexFile,
+pub struct Offsets;
+
+impl IndexKind for Offsets {
+    const ENTRY_SIZE: usize = ENTRY_SIZE;
 }
+
+pub type OffsetIndex = SparseIndex<Offsets>;
 
 fn key(e: &[u8]) -> i64 {
     u32::from_be_bytes(e[0..4].try_into().unwrap()) as i64
@@ -22,30 +23,6 @@ fn position(e: &[u8]) -> u64 {
 }
 
 impl OffsetIndex {
-    pub fn new(base_offset: i64, file: IndexFile) -> Self {
-        OffsetIndex { base_offset, file }
-    }
-
-    pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
-        Ok(Self::new(base_offset, IndexFile::create(path, ENTRY_SIZE, max_bytes)?))
-    }
-
-    pub fn open_trimmed(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Option<Self>> {
-        Ok(IndexFile::open_trimmed(path, ENTRY_SIZE, max_bytes)?.map(|f| Self::new(base_offset, f)))
-    }
-
-    pub fn file(&mut self) -> &mut IndexFile {
-        &mut self.file
-    }
-
-    pub fn into_file(self) -> IndexFile {
-        self.file
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.file.is_full()
-    }
-
     pub fn last_offset(&self) -> Option<i64> {
         self.file.last().map(|e| self.base_offset + key(e))
     }

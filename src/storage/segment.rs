@@ -64,20 +64,35 @@ impl LogSegment {
             .create(true)
             .truncate(true)
             .open(dir.join(file_name(base_offset, "log")))?;
-        Ok(LogSegment {
+        let oi = OffsetIndex::create(&dir.join(file_name(base_offset, "index")), base_offset, index_max)?;
+        let ti = TimeIndex::create(&dir.join(file_name(base_offset, "timeindex")), base_offset, index_max)?;
+        Ok(Self::assemble(dir, base_offset, file, 0, (oi, ti), index_interval, now_ms))
+    }
+
+    /// A segment over an open log file and its indexes, before any batch is known.
+    fn assemble(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        size: u64,
+        (offset_index, time_index): (OffsetIndex, TimeIndex),
+        index_interval: u64,
+        now_ms: i64,
+    ) -> Self {
+        LogSegment {
             base_offset,
             dir: dir.to_owned(),
             file: Arc::new(file),
-            size: 0,
-            offset_index: OffsetIndex::create(&dir.join(file_name(base_offset, "index")), base_offset, index_max)?,
-            time_index: TimeIndex::create(&dir.join(file_name(base_offset, "timeindex")), base_offset, index_max)?,
+            size,
+            offset_index,
+            time_index,
             index_interval,
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
             next_offset: base_offset,
             created_ms: now_ms,
-        })
+        }
     }
 
     /// Opens an existing segment. With `trust` (a clean shutdown, or a segment below the
@@ -108,27 +123,14 @@ impl LogSegment {
             None
         };
         let needs_recovery = trusted.is_none();
-        let (offset_index, time_index) = match trusted {
+        let indexes = match trusted {
             Some(pair) => pair,
             None => (
                 OffsetIndex::create(&oi_path, base_offset, index_max)?,
                 TimeIndex::create(&ti_path, base_offset, index_max)?,
             ),
         };
-        let mut seg = LogSegment {
-            base_offset,
-            dir: dir.to_owned(),
-            file: Arc::new(file),
-            size,
-            offset_index,
-            time_index,
-            index_interval,
-            bytes_since_last_index_entry: 0,
-            max_timestamp: -1,
-            offset_of_max_timestamp: -1,
-            next_offset: base_offset,
-            created_ms: now_ms,
-        };
+        let mut seg = Self::assemble(dir, base_offset, file, size, indexes, index_interval, now_ms);
         if needs_recovery {
             let r = seg.recover()?;
             return Ok((seg, Some(r)));

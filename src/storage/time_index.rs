@@ -2,16 +2,17 @@
 //! reached it in the segment. Entries are 12 bytes, big-endian (timestamp i64, relative
 //! offset u32), appended only when the segment's largest timestamp grows.
 
-use super::index_file::IndexFile;
-use std::io;
-use std::path::Path;
+use super::index_file::{IndexKind, SparseIndex};
 
 pub const ENTRY_SIZE: usize = 12;
 
-pub struct TimeIndex {
-    base_offset: i64,
-    file: IndexFile,
+pub struct Timestamps;
+
+impl IndexKind for Timestamps {
+    const ENTRY_SIZE: usize = ENTRY_SIZE;
 }
+
+pub type TimeIndex = SparseIndex<Timestamps>;
 
 fn timestamp(e: &[u8]) -> i64 {
     i64::from_be_bytes(e[0..8].try_into().unwrap())
@@ -22,30 +23,6 @@ fn rel_offset(e: &[u8]) -> i64 {
 }
 
 impl TimeIndex {
-    pub fn new(base_offset: i64, file: IndexFile) -> Self {
-        TimeIndex { base_offset, file }
-    }
-
-    pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
-        Ok(Self::new(base_offset, IndexFile::create(path, ENTRY_SIZE, max_bytes)?))
-    }
-
-    pub fn open_trimmed(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Option<Self>> {
-        Ok(IndexFile::open_trimmed(path, ENTRY_SIZE, max_bytes)?.map(|f| Self::new(base_offset, f)))
-    }
-
-    pub fn file(&mut self) -> &mut IndexFile {
-        &mut self.file
-    }
-
-    pub fn into_file(self) -> IndexFile {
-        self.file
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.file.is_full()
-    }
-
     /// The last entry: (largest timestamp indexed, its offset).
     pub fn last_entry(&self) -> Option<(i64, i64)> {
         self.file.last().map(|e| (timestamp(e), self.base_offset + rel_offset(e)))
