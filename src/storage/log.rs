@@ -507,6 +507,23 @@ mod tests {
     }
 
     #[test]
+    fn a_full_index_mid_append_rolls_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig { segment_index_bytes: 16, ..small() };
+        let mut log = Log::open(dir.path(), cfg, opts(true, 0)).unwrap();
+        let batches: Vec<Vec<u8>> = (0..5).map(|i| batch(&[b"x"], i)).collect();
+        for _ in 0..3 {
+            let hs: Vec<_> = batches.iter().map(|b| (&b[..], batch::validate_produced(b, 1 << 20).unwrap())).collect();
+            log.append(&hs, 0).unwrap();
+        }
+        assert_eq!(log.next_offset(), 15);
+        assert!(log.segment_count() >= 2);
+        for o in 0..15 {
+            assert!(log.read(o, 1, true).unwrap().is_some(), "offset {o} readable");
+        }
+    }
+
+    #[test]
     fn retention_deletes_old_segments_and_moves_log_start() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig { retention_bytes: 400, ..small() };

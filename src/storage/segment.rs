@@ -205,7 +205,10 @@ impl LogSegment {
             self.max_timestamp = max_timestamp;
             self.offset_of_max_timestamp = last_offset;
         }
-        if self.bytes_since_last_index_entry > self.index_interval {
+        // The index is sparse: when a tiny `segment.index.bytes` fills up in the middle of
+        // one append, later batches simply go unindexed (lookups scan a little further) and
+        // the next append rolls the segment.
+        if self.bytes_since_last_index_entry > self.index_interval && !self.offset_index.is_full() {
             self.offset_index.append(last_offset, pos);
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
             self.bytes_since_last_index_entry = 0;
