@@ -171,3 +171,24 @@ fn log_append_time_topic_stamps_broker_time() {
     }
     assert_eq!(n, 400);
 }
+
+#[test]
+fn long_poll_fetch_is_woken_by_an_append() {
+    let broker = EmbeddedBroker::start();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "longpoll", 1, &[]);
+    // The consumer's fetches wait up to 10 s for data: only a wake-up on append can deliver
+    // a record in well under that.
+    let c = consumer(&bs, &[("fetch.wait.max.ms", "10000"), ("fetch.min.bytes", "1")]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("longpoll", 0, Offset::Offset(0)).unwrap();
+    c.assign(&tpl).unwrap();
+    assert!(c.poll(Duration::from_millis(1500)).is_none(), "nothing to read yet; a fetch is now parked");
+    let p = producer(&bs, &[("linger.ms", "0")]);
+    let sent = std::time::Instant::now();
+    produce_all(&p, vec![BaseRecord::<[u8], [u8]>::to("longpoll").payload(&b"wake"[..])]);
+    let m = c.poll(Duration::from_secs(5)).expect("record delivered").expect("no error");
+    let waited = sent.elapsed();
+    assert_eq!(rdkafka::Message::payload(&m), Some(&b"wake"[..]));
+    assert!(waited < Duration::from_secs(2), "woken by the append, not the 10 s timeout: {waited:?}");
+}
