@@ -4,7 +4,8 @@
 //!   cargo bench --bench load -- --bootstrap 127.0.0.1:9092 [--records N] [--rate R]
 //!
 //! Without --bootstrap it starts an in-process broker (client and broker then share the
-//! process as well as the machine).
+//! process as well as the machine). Under `cargo test` (no `--bench` argument) it runs as
+//! a short smoke test of the harness, with small counts.
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,10 +18,14 @@ struct Args {
     records: usize,
     rate: u64,
     acks: String,
+    secs: u64,
 }
 
 fn args() -> Args {
-    let mut a = Args { bootstrap: None, records: 2_000_000, rate: 20_000, acks: "1".into() };
+    let mut a = Args { bootstrap: None, records: 2_000_000, rate: 20_000, acks: "1".into(), secs: 5 };
+    if !std::env::args().any(|f| f == "--bench") {
+        (a.records, a.rate, a.secs) = (20_000, 2_000, 1);
+    }
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -102,10 +107,14 @@ fn consume(bs: &str, topic: &str, n: usize) -> Duration {
 fn latency(bs: &str, topic: &str, rate: u64, secs: u64) -> Vec<Duration> {
     let epoch = Instant::now();
     let total = (rate * secs) as usize;
+    // One warm-up record creates the topic, so the consumer can start right after it.
+    let p = producer(bs, "1", "0");
+    p.send(BaseRecord::<[u8], [u8]>::to(topic).payload(&[0u8; 8][..])).map_err(|(e, _)| e).unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
     let consumer_thread = {
         let (bs, topic) = (bs.to_string(), topic.to_string());
         std::thread::spawn(move || {
-            let c = consumer(&bs, &topic, Offset::End);
+            let c = consumer(&bs, &topic, Offset::Offset(1));
             let mut lat = Vec::with_capacity(total);
             let deadline = Instant::now() + Duration::from_secs(secs + 30);
             while lat.len() < total && Instant::now() < deadline {
@@ -117,8 +126,7 @@ fn latency(bs: &str, topic: &str, rate: u64, secs: u64) -> Vec<Duration> {
             lat
         })
     };
-    std::thread::sleep(Duration::from_secs(2)); // consumer assigned and at the end
-    let p = producer(bs, "1", "0");
+    std::thread::sleep(Duration::from_secs(2)); // consumer connected, its fetch parked
     let mut payload = vec![0u8; 100];
     let start = Instant::now();
     for i in 0..total {
@@ -168,7 +176,7 @@ fn main() {
             mb / ct
         );
     }
-    let lat = latency(&bs, &format!("bench-{run}-latency"), a.rate, 5);
+    let lat = latency(&bs, &format!("bench-{run}-latency"), a.rate, a.secs);
     assert!(!lat.is_empty(), "no record made it through");
     println!();
     println!("end-to-end latency at {} records/s of 100 B ({} samples): p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms",
