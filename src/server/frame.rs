@@ -26,12 +26,6 @@ pub struct ResponseFrame {
     pub chunks: Vec<Chunk>,
 }
 
-impl ResponseFrame {
-    pub fn total_len(&self) -> u64 {
-        self.chunks.iter().map(Chunk::len).sum()
-    }
-}
-
 /// Encodes the response header for `api_key`/`version` into `buf`.
 pub fn encode_header(buf: &mut BytesMut, api_key: ApiKey, version: i16, correlation_id: i32) -> anyhow::Result<()> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
