@@ -7,6 +7,7 @@
 #[cfg(feature = "alloc-guard")]
 pub mod alloc_guard;
 pub mod config;
+pub mod coordinator;
 pub mod handlers;
 pub mod metrics;
 pub mod server;

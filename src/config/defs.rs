@@ -118,7 +118,19 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     b("cluster.id", None, String, "The cluster id; generated on first start and kept in meta.properties."),
     b("process.roles", Some("broker,controller"), List, "Reported for tools; Ferrite is a combined single node."),
     b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),
-    b("group.initial.rebalance.delay.ms", Some("3000"), Int, "Delay of the first rebalance of a new group."),
+    b("group.initial.rebalance.delay.ms", Some("3000"), Int, "Delay of the first rebalance of a new group, extended while members keep joining."),
+    b("group.min.session.timeout.ms", Some("6000"), Int, "Smallest session timeout a classic group member may ask for."),
+    b("group.max.session.timeout.ms", Some("1800000"), Int, "Largest session timeout a classic group member may ask for."),
+    b("group.max.size", Some("2147483647"), Int, "Largest number of members in one group."),
+    b("offsets.topic.segment.bytes", Some("104857600"), Int, "Segment size of __consumer_offsets."),
+    b("offsets.retention.minutes", Some("10080"), Int, "Committed offsets of a group that has been empty this long are deleted."),
+    b("offsets.retention.check.interval.ms", Some("600000"), Long, "How often expired offsets are looked for."),
+    b("offset.metadata.max.bytes", Some("4096"), Int, "Largest metadata string accepted with a committed offset."),
+    b("group.coordinator.rebalance.protocols", Some("classic,consumer"), List, "Group protocols served: classic (JoinGroup/SyncGroup) and consumer (KIP-848)."),
+    b("group.consumer.session.timeout.ms", Some("45000"), Int, "Session timeout of KIP-848 consumer group members."),
+    b("group.consumer.heartbeat.interval.ms", Some("5000"), Int, "Heartbeat interval given to KIP-848 consumer group members."),
+    b("group.consumer.assignors", Some("uniform,range"), List, "Server-side assignors of KIP-848 consumer groups; the first is the default."),
+    b("group.consumer.max.size", Some("2147483647"), Int, "Largest number of members in one KIP-848 consumer group."),
 ];
 
 const fn t(

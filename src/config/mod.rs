@@ -6,10 +6,12 @@
 //! Unknown keys are warned about; a value of the wrong type is refused with the key named.
 
 pub mod defs;
+pub mod group_config;
 mod listener;
 pub mod log_config;
 
 pub use defs::{ConfigType, BROKER_KEYS, TOPIC_KEYS};
+pub use group_config::GroupConfig;
 pub use listener::{Listener, ListenerSet};
 pub use log_config::{CleanupPolicy, LogConfig, TimestampType};
 
@@ -50,6 +52,7 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     pub offsets_topic_num_partitions: i32,
+    pub group: GroupConfig,
     /// The topic-level defaults every topic starts from.
     pub log: LogConfig,
 }
@@ -88,6 +91,7 @@ impl BrokerConfig {
             retention_check_interval_ms: 0,
             flush_scheduler_interval_ms: 0,
             offsets_topic_num_partitions: 50,
+            group: GroupConfig::placeholder(),
             log: LogConfig::default(),
         };
         cfg.node_id = match cfg.explicit.get("broker.id") {
@@ -121,6 +125,7 @@ impl BrokerConfig {
         cfg.flush_scheduler_interval_ms = cfg.positive("log.flush.scheduler.interval.ms")? as u64;
         cfg.offsets_topic_num_partitions = cfg.positive("offsets.topic.num.partitions")? as i32;
         cfg.log = LogConfig::resolve(&cfg, &BTreeMap::new())?;
+        cfg.group = GroupConfig::from_broker(&cfg)?;
         Ok(cfg)
     }
 

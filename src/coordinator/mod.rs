@@ -1,0 +1,15 @@
+//! The coordinators: state that is not a log but is kept in one. The group coordinator
+//! runs consumer groups (classic JoinGroup/SyncGroup protocol) and keeps their committed
+//! offsets in `__consumer_offsets`. Handlers reach it through `GroupCoordinator`; it
+//! reaches storage only through `OffsetsStore`.
+
+pub mod classic_group;
+pub mod clock;
+pub mod group_coordinator;
+pub mod member;
+pub mod offsets_store;
+pub mod records;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use group_coordinator::GroupCoordinator;
+pub use kafka_protocol::ResponseError as Error;
