@@ -5,15 +5,26 @@
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
 mod fetch_response;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 mod unsupported;
 pub mod versions;
 
@@ -59,6 +70,16 @@ impl Ctx<'_> {
     pub fn node_id(&self) -> i32 {
         self.state.config.node_id
     }
+
+    /// The client id from the request header ("" when absent).
+    pub fn client_id(&self) -> String {
+        self.header.client_id.as_deref().unwrap_or("").to_string()
+    }
+
+    /// The client's address as Kafka prints it (`/127.0.0.1`).
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.conn.peer.ip())
+    }
 }
 
 pub fn str_bytes(s: &str) -> StrBytes {
@@ -97,7 +118,7 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         Err(_) => return Outcome::Close("undecodable request header"),
     };
     if versions::served(api_key).is_none() {
-        return unsupported::respond(api_key, version, &header, &mut buf);
+        return unsupported::respond(api_key, version, &header);
     }
     if !versions::is_served(api_key, version) {
         return Outcome::Close("unsupported version of a served API");
@@ -123,7 +144,18 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::CreatePartitions => serve!(create_partitions),
         ApiKey::DescribeConfigs => serve!(describe_configs),
         ApiKey::DescribeCluster => serve!(describe_cluster),
-        _ => unsupported::respond(api_key, version, &ctx.header, &mut buf),
+        ApiKey::FindCoordinator => serve!(find_coordinator),
+        ApiKey::JoinGroup => serve!(join_group),
+        ApiKey::SyncGroup => serve!(sync_group),
+        ApiKey::Heartbeat => serve!(heartbeat),
+        ApiKey::LeaveGroup => serve!(leave_group),
+        ApiKey::OffsetCommit => serve!(offset_commit),
+        ApiKey::OffsetFetch => serve!(offset_fetch),
+        ApiKey::OffsetDelete => serve!(offset_delete),
+        ApiKey::DescribeGroups => serve!(describe_groups),
+        ApiKey::ListGroups => serve!(list_groups),
+        ApiKey::DeleteGroups => serve!(delete_groups),
+        _ => unsupported::respond(api_key, version, &ctx.header),
     }
 }
 

@@ -79,6 +79,11 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
                 parts.push(error_response(data.index, unknown, None));
                 continue;
             };
+            if partition.topic == crate::coordinator::offsets_store::OFFSETS_TOPIC {
+                let msg = "clients cannot write to the internal topic __consumer_offsets".to_string();
+                parts.push(error_response(data.index, Error::InvalidTopicException, Some(msg)));
+                continue;
+            }
             let (resp, flush) = append(partition, data);
             if let Some(upto) = flush {
                 flushes.push((partition.clone(), responses.len(), parts.len(), upto));

@@ -4,10 +4,7 @@
 
 use super::{Error, Outcome};
 use crate::server::frame::encode_response;
-use bytes::Bytes;
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::Decodable;
 
 fn frame<T: kafka_protocol::protocol::Encodable>(api_key: ApiKey, version: i16, header: &RequestHeader, body: &T) -> Outcome {
     match encode_response(api_key, version, header.correlation_id, body) {
@@ -16,7 +13,7 @@ fn frame<T: kafka_protocol::protocol::Encodable>(api_key: ApiKey, version: i16, 
     }
 }
 
-pub fn respond(api_key: ApiKey, version: i16, header: &RequestHeader, body: &mut Bytes) -> Outcome {
+pub fn respond(api_key: ApiKey, version: i16, header: &RequestHeader) -> Outcome {
     if !(api_key.valid_versions().min..=api_key.valid_versions().max).contains(&version) {
         return Outcome::Close("unsupported version of an API that is not served");
     }
@@ -30,11 +27,6 @@ pub fn respond(api_key: ApiKey, version: i16, header: &RequestHeader, body: &mut
         };
     }
     top_level!(
-        JoinGroup => JoinGroupResponse,
-        Heartbeat => HeartbeatResponse,
-        LeaveGroup => LeaveGroupResponse,
-        SyncGroup => SyncGroupResponse,
-        ListGroups => ListGroupsResponse,
         SaslHandshake => SaslHandshakeResponse,
         SaslAuthenticate => SaslAuthenticateResponse,
         InitProducerId => InitProducerIdResponse,
@@ -50,21 +42,5 @@ pub fn respond(api_key: ApiKey, version: i16, header: &RequestHeader, body: &mut
         ListPartitionReassignments => ListPartitionReassignmentsResponse,
         AlterPartitionReassignments => AlterPartitionReassignmentsResponse,
     );
-    if api_key == ApiKey::FindCoordinator {
-        let Ok(req) = FindCoordinatorRequest::decode(body, version) else {
-            return Outcome::Close("undecodable request body");
-        };
-        let mut resp = FindCoordinatorResponse::default().with_node_id(BrokerId(-1)).with_port(-1);
-        if version < 4 {
-            resp.error_code = code;
-        } else {
-            resp.coordinators = req
-                .coordinator_keys
-                .into_iter()
-                .map(|k| Coordinator::default().with_key(k).with_node_id(BrokerId(-1)).with_port(-1).with_error_code(code))
-                .collect();
-        }
-        return frame(api_key, version, header, &resp);
-    }
     Outcome::Close("request for an API that is not served")
 }

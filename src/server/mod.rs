@@ -9,6 +9,8 @@ pub mod frame;
 mod zero_copy;
 
 use crate::config::BrokerConfig;
+use crate::coordinator::offsets_store::LogOffsetsStore;
+use crate::coordinator::{GroupCoordinator, SystemClock};
 use crate::metrics::Metrics;
 use crate::storage::LogManager;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ pub struct Advertised {
 pub struct BrokerState {
     pub config: Arc<BrokerConfig>,
     pub logs: Arc<LogManager>,
+    pub groups: Arc<GroupCoordinator>,
     pub metrics: Arc<Metrics>,
     pub advertised: Vec<Advertised>,
 }
@@ -58,6 +61,10 @@ impl Broker {
             let c = config.clone();
             Arc::new(tokio::task::spawn_blocking(move || LogManager::open(c)).await??)
         };
+        let groups = {
+            let (logs, cfg) = (logs.clone(), config.group.clone());
+            Arc::new(tokio::task::spawn_blocking(move || load_groups(logs, cfg)).await??)
+        };
         let mut listeners = Vec::new();
         let mut advertised = Vec::new();
         let mut local_addrs = Vec::new();
@@ -71,7 +78,7 @@ impl Broker {
             local_addrs.push(local);
             listeners.push((l.name.clone(), listener));
         }
-        let state = Arc::new(BrokerState { config: config.clone(), logs, metrics: Arc::new(Metrics::default()), advertised });
+        let state = Arc::new(BrokerState { config: config.clone(), logs, groups, metrics: Arc::new(Metrics::default()), advertised });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         for (name, listener) in listeners {
@@ -112,6 +119,7 @@ impl Broker {
         }
         self.stopped = true;
         self.cancel.cancel();
+        self.state.groups.shutdown();
         self.tracker.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await.is_err() {
             tracing::warn!("connections did not finish within 10 s; shutting down anyway");
@@ -167,12 +175,29 @@ async fn accept_loop(listener: TcpListener, name: String, state: Arc<BrokerState
     }
 }
 
-/// Retention, time-based flushes and checkpoint files, each on its own interval.
+/// The resolution of group timers (session, rebalance and join delays).
+const GROUP_TICK: Duration = Duration::from_millis(50);
+
+/// Builds the group coordinator and replays `__consumer_offsets` into it.
+fn load_groups(logs: Arc<LogManager>, cfg: crate::config::GroupConfig) -> anyhow::Result<GroupCoordinator> {
+    let started = std::time::Instant::now();
+    let store = Arc::new(LogOffsetsStore::new(logs, cfg.offsets_topic_partitions, cfg.offsets_topic_segment_bytes));
+    let coordinator = GroupCoordinator::new(cfg, Arc::new(SystemClock), store.clone());
+    let records = store.load(|rec| coordinator.replay(rec))?;
+    coordinator.finish_loading();
+    if records > 0 {
+        tracing::info!(records, groups = coordinator.list().len(), ms = started.elapsed().as_millis() as u64, "loaded consumer groups");
+    }
+    Ok(coordinator)
+}
+
+/// Retention, time-based flushes, checkpoint files and group timers, each on its own interval.
 async fn background(state: Arc<BrokerState>, cancel: CancellationToken) {
     let mut retention = tokio::time::interval(Duration::from_millis(state.config.retention_check_interval_ms));
     let mut flush = tokio::time::interval(Duration::from_millis(100));
     let mut checkpoint = tokio::time::interval(Duration::from_secs(60));
-    for t in [&mut retention, &mut flush, &mut checkpoint] {
+    let mut group_timers = tokio::time::interval(GROUP_TICK);
+    for t in [&mut retention, &mut flush, &mut checkpoint, &mut group_timers] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t.reset();
     }
@@ -192,6 +217,7 @@ async fn background(state: Arc<BrokerState>, cancel: CancellationToken) {
                     }
                 }
             }
+            _ = group_timers.tick() => state.groups.tick(),
             _ = checkpoint.tick() => {
                 let logs = state.logs.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || logs.checkpoint()).await {
