@@ -35,6 +35,10 @@ impl EmbeddedBroker {
 
     /// A broker on an existing data directory (kept after drop).
     pub fn start_in(dir: &Path, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
+        // Quiet unless asked: FERRITE_LOG=ferrite=debug shows the broker's log in a test.
+        if let Ok(filter) = std::env::var("FERRITE_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
         let overrides: BTreeMap<String, String> = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut b = EmbeddedBroker { runtime: None, broker: None, dir: dir.to_owned(), owns_dir: false, port: 0, overrides };
         b.boot()?;

@@ -151,12 +151,31 @@ fn newer_api_versions_request_gets_a_v0_answer() {
 fn api_not_served_gets_an_error_response() {
     let b = EmbeddedBroker::start();
     let mut s = connect(&b);
-    let req = HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g")));
-    s.write_all(&request(ApiKey::Heartbeat, 4, 5, &req)).unwrap();
+    let req = kafka_protocol::messages::InitProducerIdRequest::default().with_transaction_timeout_ms(1000);
+    s.write_all(&request(ApiKey::InitProducerId, 4, 5, &req)).unwrap();
     let mut resp = read_response(&mut s).expect("an answer, not a closed connection");
     assert_eq!(ResponseHeader::decode(&mut resp, 1).unwrap().correlation_id, 5);
-    let body = HeartbeatResponse::decode(&mut resp, 4).unwrap();
+    let body = kafka_protocol::messages::InitProducerIdResponse::decode(&mut resp, 4).unwrap();
     assert_eq!(body.error_code, kafka_protocol::ResponseError::UnsupportedVersion.code());
+}
+
+#[test]
+fn heartbeat_for_an_unknown_group_names_the_error() {
+    let b = EmbeddedBroker::start();
+    let mut s = connect(&b);
+    let req = HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g")));
+    s.write_all(&request(ApiKey::Heartbeat, 4, 6, &req)).unwrap();
+    let mut resp = read_response(&mut s).expect("an answer");
+    assert_eq!(ResponseHeader::decode(&mut resp, 1).unwrap().correlation_id, 6);
+    let body = HeartbeatResponse::decode(&mut resp, 4).unwrap();
+    assert_eq!(body.error_code, kafka_protocol::ResponseError::UnknownMemberId.code());
+    // An empty group id is INVALID_GROUP_ID.
+    let req = HeartbeatRequest::default();
+    s.write_all(&request(ApiKey::Heartbeat, 4, 7, &req)).unwrap();
+    let mut resp = read_response(&mut s).expect("an answer");
+    let _ = ResponseHeader::decode(&mut resp, 1).unwrap();
+    let body = HeartbeatResponse::decode(&mut resp, 4).unwrap();
+    assert_eq!(body.error_code, kafka_protocol::ResponseError::InvalidGroupId.code());
 }
 
 #[test]

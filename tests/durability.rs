@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use ferrite::testing::EmbeddedBroker;
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};

@@ -71,7 +71,9 @@ pub fn encode_batch(records: &[KeyValue], now_ms: i64) -> io::Result<BytesMut> {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch wherever `offset - sequence` changes; with
+            // this the batch's base sequence is -1 (no producer) and all records share it.
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: Some(k.clone()),
             value: v.clone(),
@@ -188,6 +190,14 @@ impl OffsetsStore for LogOffsetsStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_go_into_one_valid_batch() {
+        let recs: Vec<KeyValue> = (0..5).map(|i| (Bytes::from(format!("k{i}")), Some(Bytes::from_static(b"v")))).collect();
+        let batch = encode_batch(&recs, 1234).unwrap();
+        let h = validate_produced(&batch, usize::MAX).expect("one whole batch");
+        assert_eq!((h.record_count, h.producer_id), (5, -1));
+    }
 
     #[test]
     fn partitions_match_kafkas_hash() {
