@@ -317,3 +317,41 @@ fn committed_offsets_are_read_back_and_checked() {
     let err = c.commit(&bad, CommitMode::Sync);
     assert!(err.is_err(), "commit to a missing partition must fail");
 }
+
+/// OffsetDelete has no call in librdkafka's Rust or Python bindings: spoken raw here.
+#[test]
+fn offset_delete_removes_offsets_of_unsubscribed_topics_only() {
+    use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+    use kafka_protocol::messages::{ApiKey, GroupId, OffsetDeleteRequest, OffsetDeleteResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let broker = ferrite::testing::EmbeddedBroker::start_with(FAST_GROUPS);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "od-live", 1, &[]);
+    create_topic(&bs, "od-old", 1, &[]);
+    let m = Member::start(&bs, "od-g", "od-live", &[]);
+    wait_until("the member is assigned", Duration::from_secs(30), || m.assigned().len() == 1);
+    // A second group, offset-only, holds an offset of another topic.
+    let c = consumer(&bs, &[("group.id", "od-other")]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("od-old", 0, Offset::Offset(4)).unwrap();
+    commit_when_ready(&c, &tpl);
+    let delete = |group: &str, topic: &str| -> OffsetDeleteResponse {
+        let req = OffsetDeleteRequest::default().with_group_id(GroupId(StrBytes::from_string(group.into()))).with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+        ]);
+        let mut s = raw::connect(&broker);
+        raw::call(&mut s, ApiKey::OffsetDelete, 0, &req)
+    };
+    let code = |r: &OffsetDeleteResponse| (r.error_code, r.topics.first().map(|t| t.partitions[0].error_code));
+    // A live group subscribed to the topic keeps its offsets.
+    assert_eq!(code(&delete("od-g", "od-live")), (0, Some(kafka_protocol::ResponseError::GroupSubscribedToTopic.code())));
+    // An empty group's offsets go.
+    assert_eq!(code(&delete("od-other", "od-old")), (0, Some(0)));
+    let mut ask = TopicPartitionList::new();
+    ask.add_partition("od-old", 0);
+    let got = c.committed_offsets(ask, Duration::from_secs(10)).unwrap();
+    assert_eq!(got.find_partition("od-old", 0).unwrap().offset(), Offset::Invalid);
+    assert_eq!(delete("nope", "od-old").error_code, kafka_protocol::ResponseError::GroupIdNotFound.code());
+}

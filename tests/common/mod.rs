@@ -2,6 +2,8 @@
 //! librdkafka) configured for a broker at `bootstrap`.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
