@@ -1,0 +1,144 @@
+//! KIP-848 reconciliation driven by hand: heartbeats at chosen times, no sleeping.
+
+use super::*;
+use crate::coordinator::topic_metadata::StaticTopics;
+
+const T: Uuid = Uuid::from_u128(42);
+
+fn topics(partitions: i32) -> StaticTopics {
+    let t = StaticTopics::default();
+    t.0.lock().unwrap().insert("t".into(), (T, partitions));
+    t
+}
+
+fn cfg() -> GroupConfig {
+    GroupConfig { consumer_session_timeout_ms: 10_000, ..GroupConfig::default() }
+}
+
+fn join(id: &str) -> Heartbeat {
+    Heartbeat {
+        member_id: id.into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 5000,
+        subscribed_topics: Some(vec!["t".into()]),
+        owned: Some(Assignment::new()),
+        ..Default::default()
+    }
+}
+
+fn beat(id: &str, epoch: i32, owned: &Assignment) -> Heartbeat {
+    Heartbeat { member_id: id.into(), member_epoch: epoch, owned: Some(owned.clone()), ..Default::default() }
+}
+
+fn parts(a: &Assignment) -> BTreeSet<i32> {
+    a.get(&T).cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_second_member_gets_partitions_only_after_the_first_revokes_them() {
+    let (cfg, tp) = (cfg(), topics(6));
+    let mut g = ConsumerGroup::new("g", &cfg);
+    let a = g.heartbeat(join("a"), 0, &cfg, &tp).unwrap();
+    assert_eq!((a.member_epoch, parts(a.assignment.as_ref().unwrap()).len()), (1, 6));
+    assert_eq!(g.state_name(), "Stable");
+    let a_owned = a.assignment.unwrap();
+
+    let b = g.heartbeat(join("b"), 10, &cfg, &tp).unwrap();
+    // b is at the new epoch but its target partitions are still a's.
+    assert_eq!(b.member_epoch, 2);
+    assert!(parts(b.assignment.as_ref().unwrap()).is_empty());
+    assert_eq!(g.state_name(), "Reconciling");
+
+    // a is told to give up half, keeping its epoch until it has.
+    let a2 = g.heartbeat(beat("a", 1, &a_owned), 20, &cfg, &tp).unwrap();
+    assert_eq!(a2.member_epoch, 1);
+    let kept = a2.assignment.unwrap();
+    assert_eq!(parts(&kept).len(), 3);
+    // b heartbeats: nothing released yet.
+    let b2 = g.heartbeat(beat("b", 2, &Assignment::new()), 30, &cfg, &tp).unwrap();
+    assert_eq!(b2.assignment, None, "unchanged assignment is not resent");
+    // a confirms the revocation: new epoch.
+    let a3 = g.heartbeat(beat("a", 1, &kept), 40, &cfg, &tp).unwrap();
+    assert_eq!(a3.member_epoch, 2);
+    // b now receives the released partitions.
+    let b3 = g.heartbeat(beat("b", 2, &Assignment::new()), 50, &cfg, &tp).unwrap();
+    let b_parts = parts(b3.assignment.as_ref().unwrap());
+    assert_eq!(b_parts.len(), 3);
+    assert!(b_parts.is_disjoint(&parts(&kept)));
+    assert_eq!(g.state_name(), "Stable");
+}
+
+#[test]
+fn stale_epochs_are_fenced_and_unknown_members_refused() {
+    let (cfg, tp) = (cfg(), topics(2));
+    let mut g = ConsumerGroup::new("g", &cfg);
+    let a = g.heartbeat(join("a"), 0, &cfg, &tp).unwrap();
+    let owned = a.assignment.unwrap();
+    assert_eq!(g.heartbeat(beat("a", 7, &owned), 1, &cfg, &tp).unwrap_err().0, Error::FencedMemberEpoch);
+    assert_eq!(g.heartbeat(beat("zz", 1, &owned), 1, &cfg, &tp).unwrap_err().0, Error::UnknownMemberId);
+    let mut bad = join("c");
+    bad.subscribed_topics = None;
+    assert_eq!(g.heartbeat(bad, 1, &cfg, &tp).unwrap_err().0, Error::InvalidRequest);
+}
+
+#[test]
+fn an_expired_member_is_removed_and_its_partitions_reassigned() {
+    let (cfg, tp) = (cfg(), topics(4));
+    let mut g = ConsumerGroup::new("g", &cfg);
+    let a = g.heartbeat(join("a"), 0, &cfg, &tp).unwrap();
+    let b = g.heartbeat(join("b"), 0, &cfg, &tp).unwrap();
+    let a2 = g.heartbeat(beat("a", a.member_epoch, a.assignment.as_ref().unwrap()), 100, &cfg, &tp).unwrap();
+    let kept = a2.assignment.unwrap();
+    let a3 = g.heartbeat(beat("a", a2.member_epoch, &kept), 200, &cfg, &tp).unwrap();
+    let _ = g.heartbeat(beat("b", b.member_epoch, &Assignment::new()), 300, &cfg, &tp).unwrap();
+    assert_eq!(g.members().count(), 2);
+    // b goes silent; a keeps heartbeating.
+    let mut owned = kept;
+    let mut epoch = a3.member_epoch;
+    let mut t = 300;
+    while t < 10_300 {
+        t += 2000;
+        assert!(!g.tick(t) || g.member("b").is_none());
+        let r = g.heartbeat(beat("a", epoch, &owned), t, &cfg, &tp).unwrap();
+        epoch = r.member_epoch;
+        if let Some(a) = r.assignment {
+            owned = a;
+        }
+    }
+    assert!(g.member("b").is_none(), "b expired after its session timeout");
+    assert_eq!(parts(&owned).len(), 4, "a owns everything again");
+}
+
+#[test]
+fn a_static_member_that_leaves_and_returns_keeps_its_assignment() {
+    let (cfg, tp) = (cfg(), topics(4));
+    let mut g = ConsumerGroup::new("g", &cfg);
+    let mut ja = join("a1");
+    ja.instance_id = Some("inst".into());
+    let a = g.heartbeat(ja, 0, &cfg, &tp).unwrap();
+    let owned = a.assignment.unwrap();
+    let leave = Heartbeat { member_id: "a1".into(), member_epoch: STATIC_LEAVE_EPOCH, instance_id: Some("inst".into()), ..Default::default() };
+    g.heartbeat(leave, 10, &cfg, &tp).unwrap();
+    let epoch_before = g.group_epoch;
+    let mut back = join("a2");
+    back.instance_id = Some("inst".into());
+    let r = g.heartbeat(back, 20, &cfg, &tp).unwrap();
+    assert_eq!(r.member_id, "a2");
+    assert_eq!(r.assignment.unwrap(), owned);
+    assert_eq!(g.group_epoch, epoch_before, "no rebalance");
+    // While the instance is active, another member id for it is refused.
+    let mut dup = join("a3");
+    dup.instance_id = Some("inst".into());
+    assert_eq!(g.heartbeat(dup, 30, &cfg, &tp).unwrap_err().0, Error::UnreleasedInstanceId);
+}
+
+#[test]
+fn new_partitions_bump_the_epoch_and_are_assigned() {
+    let (cfg, tp) = (cfg(), topics(2));
+    let mut g = ConsumerGroup::new("g", &cfg);
+    let a = g.heartbeat(join("a"), 0, &cfg, &tp).unwrap();
+    tp.0.lock().unwrap().insert("t".into(), (T, 5));
+    let r = g.heartbeat(beat("a", a.member_epoch, a.assignment.as_ref().unwrap()), 10, &cfg, &tp).unwrap();
+    assert!(r.member_epoch > a.member_epoch);
+    assert_eq!(parts(r.assignment.as_ref().unwrap()).len(), 5);
+}
