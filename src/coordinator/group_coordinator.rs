@@ -7,6 +7,8 @@
 
 use super::classic_group::{ClassicGroup, GroupState, Reply};
 use super::clock::Clock;
+use super::consumer_group::{ConsumerGroup, Heartbeat, HeartbeatResult};
+use super::topic_metadata::TopicMetadata;
 use super::member::{JoinRequest, JoinResult, SyncResult};
 use super::offsets_store::{partition_for, Durable, KeyValue, OffsetsStore};
 use super::records::{self, CommittedOffset, OffsetsRecord};
@@ -42,12 +44,15 @@ pub struct MemberDescription {
 pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    pub state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
 }
 
 #[derive(Default)]
 struct Inner {
     groups: HashMap<String, ClassicGroup>,
+    consumer: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>,
     last_expiry_check: i64,
 }
@@ -56,13 +61,14 @@ pub struct GroupCoordinator {
     cfg: GroupConfig,
     clock: Arc<dyn Clock>,
     store: Arc<dyn OffsetsStore>,
+    topics: Arc<dyn TopicMetadata>,
     inner: Mutex<Inner>,
 }
 
 impl GroupCoordinator {
-    pub fn new(cfg: GroupConfig, clock: Arc<dyn Clock>, store: Arc<dyn OffsetsStore>) -> Self {
+    pub fn new(cfg: GroupConfig, clock: Arc<dyn Clock>, store: Arc<dyn OffsetsStore>, topics: Arc<dyn TopicMetadata>) -> Self {
         let now = clock.now_ms();
-        GroupCoordinator { cfg, clock, store, inner: Mutex::new(Inner { last_expiry_check: now, ..Default::default() }) }
+        GroupCoordinator { cfg, clock, store, topics, inner: Mutex::new(Inner { last_expiry_check: now, ..Default::default() }) }
     }
 
     pub fn config(&self) -> &GroupConfig {
@@ -164,6 +170,13 @@ impl GroupCoordinator {
         let (reply, durable) = {
             let now = self.now();
             let mut inner = self.lock();
+            match inner.consumer.get(group_id).map(|g| g.is_empty()) {
+                Some(false) => return JoinResult::error(&req.member_id, Error::InconsistentGroupProtocol),
+                Some(true) => {
+                    inner.consumer.remove(group_id);
+                }
+                None => {}
+            }
             if !inner.groups.contains_key(group_id) {
                 if !req.member_id.is_empty() {
                     return JoinResult::error(&req.member_id, Error::UnknownMemberId);
@@ -261,12 +274,16 @@ impl GroupCoordinator {
 
     /// Commits offsets for a classic-protocol (or offset-only) group after checking the
     /// member and generation; the offsets are durable per the flush settings on return.
+    /// `stale` is the error for a KIP-848 member's outdated epoch (STALE_MEMBER_EPOCH
+    /// from OffsetCommit v9, ILLEGAL_GENERATION before).
+    #[allow(clippy::too_many_arguments)]
     pub async fn commit_offsets(
         &self,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation_id: i32,
+        stale: Error,
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) -> Result<(), Error> {
         if let Some(e) = Self::validate_group_id(group_id) {
@@ -275,7 +292,13 @@ impl GroupCoordinator {
         let durable = {
             let now = self.now();
             let mut inner = self.lock();
+            let consumer_check = inner.consumer.get(group_id).map(|g| g.validate_member(member_id, generation_id, stale));
             match inner.groups.get_mut(group_id) {
+                _ if consumer_check.is_some() => {
+                    if let Some(e) = consumer_check.flatten() {
+                        return Err(e);
+                    }
+                }
                 Some(g) => {
                     if let Some(e) = g.validate_commit(member_id, instance_id, generation_id, now) {
                         return Err(e);
@@ -322,14 +345,18 @@ impl GroupCoordinator {
         let (results, durable) = {
             let now = self.now();
             let mut inner = self.lock();
-            let Some(g) = inner.groups.get(group_id) else { return Err(Error::GroupIdNotFound) };
-            let subscribed = match g.state() {
+            let subscribed = if let Some(cg) = inner.consumer.get(group_id) {
+                (!cg.is_empty()).then(|| cg.subscribed_topic_names(self.topics.as_ref()).into_iter().collect())
+            } else {
+                let Some(g) = inner.groups.get(group_id) else { return Err(Error::GroupIdNotFound) };
+                match g.state() {
                 GroupState::Dead => return Err(Error::GroupIdNotFound),
                 GroupState::Empty => None,
                 _ => match g.subscribed_topics() {
                     Some(t) => Some(t),
                     None => return Err(Error::NonEmptyGroup),
                 },
+                }
             };
             let mut results = Vec::new();
             let mut recs = Vec::new();
@@ -390,8 +417,15 @@ impl GroupCoordinator {
             .map(|g| GroupListing {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state(),
+                state: g.state().name(),
+                group_type: "classic",
             })
+            .chain(inner.consumer.values().map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: "consumer".into(),
+                state: g.state_name(),
+                group_type: "consumer",
+            }))
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
@@ -405,13 +439,21 @@ impl GroupCoordinator {
         let durable = {
             let now = self.now();
             let mut inner = self.lock();
-            match inner.groups.get(group_id).map(|g| g.state()) {
-                None | Some(GroupState::Dead) => return Some(Error::GroupIdNotFound),
-                Some(GroupState::Empty) => {}
-                Some(_) => return Some(Error::NonEmptyGroup),
+            if let Some(cg) = inner.consumer.get(group_id) {
+                if !cg.is_empty() {
+                    return Some(Error::NonEmptyGroup);
+                }
+                inner.consumer.remove(group_id);
+                inner.groups.remove(group_id);
+            } else {
+                match inner.groups.get(group_id).map(|g| g.state()) {
+                    None | Some(GroupState::Dead) => return Some(Error::GroupIdNotFound),
+                    Some(GroupState::Empty) => {}
+                    Some(_) => return Some(Error::NonEmptyGroup),
+                }
+                let mut g = inner.groups.remove(group_id).expect("checked above");
+                g.mark_dead(now);
             }
-            let mut g = inner.groups.remove(group_id).expect("checked above");
-            g.mark_dead(now);
             let recs = Self::tombstones(group_id, inner.offsets.remove(group_id));
             self.write(group_id, &recs, now)
         };
@@ -425,6 +467,52 @@ impl GroupCoordinator {
         recs
     }
 
+    // ---- KIP-848 consumer groups ----
+
+    pub fn consumer_heartbeat(&self, group_id: &str, hb: Heartbeat) -> Result<HeartbeatResult, (Error, String)> {
+        if let Some(e) = Self::validate_group_id(group_id) {
+            return Err((e, "the group id is empty".into()));
+        }
+        if let Some(a) = &hb.server_assignor {
+            if !self.cfg.consumer_assignors.contains(a) {
+                let known = self.cfg.consumer_assignors.join(", ");
+                return Err((Error::UnsupportedAssignor, format!("assignor {a} is not one of {known} (group.consumer.assignors)")));
+            }
+        }
+        let now = self.now();
+        let mut inner = self.lock();
+        if let Some(classic) = inner.groups.get(group_id) {
+            if classic.state() != GroupState::Empty && classic.state() != GroupState::Dead {
+                return Err((Error::GroupIdNotFound, format!("group {group_id} is a classic group with members")));
+            }
+            // An empty classic group (maybe only offsets) becomes a consumer group.
+            inner.groups.remove(group_id);
+        }
+        if !inner.consumer.contains_key(group_id) {
+            if hb.member_epoch != 0 {
+                return Err((Error::UnknownMemberId, format!("group {group_id} does not exist")));
+            }
+            inner.consumer.insert(group_id.to_string(), ConsumerGroup::new(group_id, &self.cfg));
+        }
+        let g = inner.consumer.get_mut(group_id).expect("inserted above");
+        g.heartbeat(hb, now, &self.cfg, self.topics.as_ref())
+    }
+
+    /// Runs `f` on a KIP-848 group (ConsumerGroupDescribe).
+    pub fn with_consumer_group<T>(&self, group_id: &str, f: impl FnOnce(&ConsumerGroup) -> T) -> Option<T> {
+        self.lock().consumer.get(group_id).map(f)
+    }
+
+    pub fn is_consumer_group(&self, group_id: &str) -> bool {
+        self.lock().consumer.contains_key(group_id)
+    }
+
+    /// OffsetFetch v9 with a member epoch: only a current member may read.
+    pub fn validate_offset_fetch(&self, group_id: &str, member_id: &str, epoch: i32) -> Option<Error> {
+        let inner = self.lock();
+        inner.consumer.get(group_id).and_then(|g| g.validate_member(member_id, epoch, Error::StaleMemberEpoch))
+    }
+
     // ---- timers ----
 
     /// Fires due timers of every group and, every `offsets.retention.check.interval.ms`,
@@ -433,6 +521,9 @@ impl GroupCoordinator {
         let now = self.now();
         let mut inner = self.lock();
         let mut writes: Vec<(String, Vec<KeyValue>)> = Vec::new();
+        for g in inner.consumer.values_mut() {
+            g.tick(now);
+        }
         for g in inner.groups.values_mut() {
             g.tick(now, &self.cfg);
             if let Some(r) = Self::group_record(g) {

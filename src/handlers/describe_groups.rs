@@ -22,6 +22,13 @@ pub async fn handle(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> Outcome {
             if let Some(e) = GroupCoordinator::validate_group_id(&id) {
                 return d.with_error_code(e.code());
             }
+            if ctx.state.groups.is_consumer_group(&id) {
+                // As Kafka: a KIP-848 group is described by ConsumerGroupDescribe.
+                return d
+                    .with_error_code(Error::GroupIdNotFound.code())
+                    .with_error_message(if v >= 6 { Some(str_bytes(&format!("group {} is not a classic group", id.as_str()))) } else { None })
+                    .with_group_state(str_bytes("Dead"));
+            }
             match ctx.state.groups.describe(&id) {
                 None if v >= 6 => d
                     .with_error_code(Error::GroupIdNotFound.code())

@@ -3,6 +3,8 @@
 //! `Partition`.
 
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -110,14 +112,15 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
     };
     if api_key == ApiKey::ApiVersions && !versions::is_served(api_key, version) {
         // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges, so the client retries.
-        return api_versions::unsupported_version(correlation_id);
+        return api_versions::unsupported_version(correlation_id, state.groups.config().consumer_protocol);
     }
     let header_version = api_key.request_header_version(version);
     let header = match RequestHeader::decode(&mut buf, header_version) {
         Ok(h) => h,
         Err(_) => return Outcome::Close("undecodable request header"),
     };
-    if versions::served(api_key).is_none() {
+    let disabled = api_key == ApiKey::ConsumerGroupHeartbeat && !state.groups.config().consumer_protocol;
+    if versions::served(api_key).is_none() || disabled {
         return unsupported::respond(api_key, version, &header);
     }
     if !versions::is_served(api_key, version) {
@@ -155,6 +158,8 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::DescribeGroups => serve!(describe_groups),
         ApiKey::ListGroups => serve!(list_groups),
         ApiKey::DeleteGroups => serve!(delete_groups),
+        ApiKey::ConsumerGroupHeartbeat => serve!(consumer_group_heartbeat),
+        ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
         _ => unsupported::respond(api_key, version, &ctx.header),
     }
 }

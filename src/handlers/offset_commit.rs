@@ -38,8 +38,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> Outcome {
         }
         verdicts.push(row);
     }
+    let stale = if ctx.version >= 9 { Error::StaleMemberEpoch } else { Error::IllegalGeneration };
     let result = groups
-        .commit_offsets(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id_or_member_epoch, commits)
+        .commit_offsets(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id_or_member_epoch, stale, commits)
         .await;
     let topics = req
         .topics

@@ -66,6 +66,12 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> Outcome {
             let wanted: Option<Vec<TopicPartition>> = g.topics.map(|ts| {
                 ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect()
             });
+            if v >= 9 && g.member_epoch >= 0 {
+                let member = g.member_id.as_deref().unwrap_or("");
+                if let Some(e) = groups.validate_offset_fetch(&g.group_id, member, g.member_epoch) {
+                    return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(e.code());
+                }
+            }
             let rows = groups.fetch_offsets(&g.group_id, wanted.as_deref());
             OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(
                 by_topic(rows)

@@ -181,8 +181,8 @@ const GROUP_TICK: Duration = Duration::from_millis(50);
 /// Builds the group coordinator and replays `__consumer_offsets` into it.
 fn load_groups(logs: Arc<LogManager>, cfg: crate::config::GroupConfig) -> anyhow::Result<GroupCoordinator> {
     let started = std::time::Instant::now();
-    let store = Arc::new(LogOffsetsStore::new(logs, cfg.offsets_topic_partitions, cfg.offsets_topic_segment_bytes));
-    let coordinator = GroupCoordinator::new(cfg, Arc::new(SystemClock), store.clone());
+    let store = Arc::new(LogOffsetsStore::new(logs.clone(), cfg.offsets_topic_partitions, cfg.offsets_topic_segment_bytes));
+    let coordinator = GroupCoordinator::new(cfg, Arc::new(SystemClock), store.clone(), logs);
     let records = store.load(|rec| coordinator.replay(rec))?;
     coordinator.finish_loading();
     if records > 0 {
