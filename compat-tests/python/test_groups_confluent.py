@@ -113,3 +113,40 @@ def test_admin_alters_deletes_offsets_and_groups(broker):
     assert all(tp.offset < 0 for tp in got.topic_partitions), "offsets deleted with the group"
     err = admin.delete_consumer_groups([group])[group].exception(timeout=15)
     assert err is not None and "GROUP_ID_NOT_FOUND" in str(err)
+
+
+def test_kip848_consumer_protocol_group(broker):
+    """group.protocol=consumer: the broker assigns (ConsumerGroupHeartbeat) and the
+    AdminClient describes the group with ConsumerGroupDescribe."""
+    topic, admin = setup_topic(broker, 4, 100)
+    group = unique("g848")
+
+    def member():
+        c = Consumer({"bootstrap.servers": broker["bootstrap"], "group.id": group,
+                      "group.protocol": "consumer", "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        return c
+
+    a, b = member(), member()
+    seen = set()
+    deadline = time.time() + 60
+    while time.time() < deadline and (len(seen) < 100 or len(a.assignment()) + len(b.assignment()) != 4
+                                      or not a.assignment() or not b.assignment()):
+        for c in (a, b):
+            m = c.poll(0.1)
+            if m is None or m.error():
+                continue
+            assert (m.partition(), m.offset()) not in seen
+            c.commit(message=m, asynchronous=False)
+            seen.add((m.partition(), m.offset()))
+    assert len(seen) == 100
+    parts = sorted(tp.partition for c in (a, b) for tp in c.assignment())
+    assert parts == [0, 1, 2, 3]
+    desc = admin.describe_consumer_groups([group])[group].result(timeout=15)
+    assert len(desc.members) == 2
+    assert sorted(tp.partition for m in desc.members for tp in m.assignment.topic_partitions) == [0, 1, 2, 3]
+    listed = admin.list_consumer_groups().result(timeout=15)
+    assert group in [g.group_id for g in listed.valid]
+    a.close()
+    b.close()
