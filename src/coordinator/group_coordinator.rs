@@ -601,3 +601,7 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "group_coordinator_tests.rs"]
+mod tests;

@@ -1,0 +1,76 @@
+//! The coordinator with a manual clock and a store that only remembers: offset expiry,
+//! and a fresh coordinator rebuilt from the records written by the first.
+
+use super::*;
+use crate::coordinator::clock::ManualClock;
+use crate::coordinator::offsets_store::Durable;
+use crate::coordinator::topic_metadata::StaticTopics;
+use std::io;
+
+#[derive(Default)]
+struct MemoryStore(Mutex<Vec<(i32, KeyValue)>>);
+
+impl OffsetsStore for MemoryStore {
+    fn append(&self, partition: i32, records: &[KeyValue], _now: i64) -> io::Result<Durable> {
+        self.0.lock().unwrap().extend(records.iter().cloned().map(|r| (partition, r)));
+        Ok(Durable::done())
+    }
+}
+
+fn coordinator(clock: Arc<ManualClock>, store: Arc<MemoryStore>) -> GroupCoordinator {
+    let cfg = GroupConfig { offsets_retention_ms: 60_000, offsets_retention_check_interval_ms: 1000, ..GroupConfig::default() };
+    GroupCoordinator::new(cfg, clock, store, Arc::new(StaticTopics::default()))
+}
+
+fn offset(o: i64, ts: i64) -> CommittedOffset {
+    CommittedOffset { offset: o, leader_epoch: -1, metadata: String::new(), commit_timestamp: ts }
+}
+
+#[tokio::test]
+async fn offsets_of_an_offset_only_group_expire_after_the_retention() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let store = Arc::new(MemoryStore::default());
+    let c = coordinator(clock.clone(), store.clone());
+    let now = clock.now_ms();
+    c.commit_offsets("g", "", None, -1, Error::IllegalGeneration, vec![(("t".into(), 0), offset(5, now))]).await.unwrap();
+    clock.advance(30_000);
+    let later = clock.now_ms();
+    c.commit_offsets("g", "", None, -1, Error::IllegalGeneration, vec![(("t".into(), 1), offset(9, later))]).await.unwrap();
+    clock.advance(31_000); // partition 0's commit is now 61 s old, partition 1's 31 s
+    c.tick();
+    let left = c.fetch_offsets("g", None);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0, ("t".to_string(), 1));
+    clock.advance(30_000);
+    c.tick();
+    assert!(c.fetch_offsets("g", None).is_empty());
+    assert!(c.list().is_empty(), "an empty group without offsets is removed");
+    let tombstones = store.0.lock().unwrap().iter().filter(|(_, (_, v))| v.is_none()).count();
+    assert_eq!(tombstones, 3, "two offsets and the group");
+}
+
+#[tokio::test]
+async fn a_new_coordinator_replays_what_the_first_wrote() {
+    let clock = Arc::new(ManualClock::new(5_000));
+    let store = Arc::new(MemoryStore::default());
+    let c = coordinator(clock.clone(), store.clone());
+    let now = clock.now_ms();
+    c.commit_offsets("a", "", None, -1, Error::IllegalGeneration, vec![(("t".into(), 0), offset(1, now)), (("t".into(), 1), offset(2, now))])
+        .await
+        .unwrap();
+    c.commit_offsets("b", "", None, -1, Error::IllegalGeneration, vec![(("u".into(), 0), offset(3, now))]).await.unwrap();
+    assert_eq!(c.delete_group("b").await, None);
+    let replayed = coordinator(clock.clone(), Arc::new(MemoryStore::default()));
+    for (_, (k, v)) in store.0.lock().unwrap().iter() {
+        replayed.replay(records::decode(k, v.as_deref()).expect("well-formed"));
+    }
+    replayed.finish_loading();
+    assert_eq!(replayed.fetch_offsets("a", None), c.fetch_offsets("a", None));
+    assert!(replayed.fetch_offsets("b", None).is_empty());
+    let names: Vec<String> = replayed.list().into_iter().map(|g| g.group_id).collect();
+    assert_eq!(names, vec!["a"]);
+    // Records of one group all go to its partition of __consumer_offsets.
+    let parts: std::collections::BTreeSet<i32> =
+        store.0.lock().unwrap().iter().filter(|(_, (k, _))| records::decode(k, None).is_some_and(|r| matches!(r, OffsetsRecord::Offset { ref group, .. } if group == "a"))).map(|(p, _)| *p).collect();
+    assert_eq!(parts.len(), 1);
+}
