@@ -143,7 +143,7 @@ fn join_during_stable_triggers_a_rebalance_that_waits_for_everyone() {
     assert_eq!((ra.generation_id, rb.generation_id, rn.generation_id), (2, 2, 2));
     assert_eq!(ra.leader_id, ids[0], "the leader that rejoined stays leader");
     assert_eq!(ra.members.len(), 3);
-    assert_eq!(g.member(&new_id).unwrap().is_new, false);
+    assert!(!g.member(&new_id).unwrap().is_new);
 }
 
 #[test]

@@ -8,20 +8,25 @@ use kafka_protocol::messages::offset_fetch_response::*;
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use std::collections::BTreeMap;
 
+type PartitionOffsets = Vec<(i32, Option<CommittedOffset>)>;
+
 /// Offsets grouped by topic, in the order asked (or by name).
-fn by_topic(rows: Vec<(TopicPartition, Option<CommittedOffset>)>) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
+fn by_topic(rows: Vec<(TopicPartition, Option<CommittedOffset>)>) -> Vec<(String, PartitionOffsets)> {
     let mut order: Vec<String> = Vec::new();
-    let mut map: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+    let mut map: BTreeMap<String, PartitionOffsets> = BTreeMap::new();
     for ((t, p), v) in rows {
         if !map.contains_key(&t) {
             order.push(t.clone());
         }
         map.entry(t).or_default().push((p, v));
     }
-    order.into_iter().map(|t| {
-        let parts = map.remove(&t).unwrap_or_default();
-        (t, parts)
-    }).collect()
+    order
+        .into_iter()
+        .map(|t| {
+            let parts = map.remove(&t).unwrap_or_default();
+            (t, parts)
+        })
+        .collect()
 }
 
 fn fields(v: &Option<CommittedOffset>) -> (i64, i32, String) {
