@@ -534,11 +534,12 @@ impl GroupCoordinator {
             inner.last_expiry_check = now;
             writes.extend(self.expire_offsets(&mut inner, now));
         }
-        drop(inner);
+        // Written under the lock, so a group's records land in the order its state changed;
+        // their durability follows the background flusher.
         for (group, recs) in writes {
-            // Durability of timer-driven writes follows the background flusher.
             let _ = self.write(&group, &recs, now);
         }
+        drop(inner);
     }
 
     fn expire_offsets(&self, inner: &mut Inner, now: i64) -> Vec<(String, Vec<KeyValue>)> {
