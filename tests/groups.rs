@@ -372,3 +372,21 @@ fn offset_delete_removes_offsets_of_unsubscribed_topics_only() {
     assert_eq!(got.find_partition("od-old", 0).unwrap().offset(), Offset::Invalid);
     assert_eq!(delete("nope", "od-old").error_code, kafka_protocol::ResponseError::GroupIdNotFound.code());
 }
+
+/// KIP-848 membership lives in memory: after a broker restart the members are told they
+/// are unknown, rejoin, and carry on from the committed offsets with nothing lost.
+#[test]
+fn kip_848_group_carries_on_across_a_broker_restart() {
+    let mut cfg = FAST_GROUPS.to_vec();
+    cfg.push(("group.consumer.heartbeat.interval.ms", "300"));
+    let mut broker = ferrite::testing::EmbeddedBroker::start_with(&cfg);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "k848-restart", 2, &[]);
+    produce_keyed(&bs, "k848-restart", 2, 50, "a");
+    let m = Member::start(&bs, "k848-restart-g", "k848-restart", &[("group.protocol", "consumer")]);
+    wait_until("the first 100 consumed", Duration::from_secs(30), || m.got().len() >= 100);
+    broker.restart().unwrap();
+    produce_keyed(&broker.bootstrap(), "k848-restart", 2, 50, "b");
+    wait_until("the next 100 consumed", Duration::from_secs(60), || m.got().len() >= 200);
+    assert_exactly_once(m.got(), 2, 100);
+}
