@@ -74,6 +74,10 @@ impl Member {
                     // partition moved) is the next owner's to read again.
                     if consumer.commit_message(&m, CommitMode::Sync).is_ok() {
                         s.got.lock().unwrap().push((m.partition(), m.offset()));
+                    } else {
+                        // Refused mid-rebalance (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION):
+                        // read it again while the partition is still ours.
+                        let _ = consumer.seek(m.topic(), m.partition(), Offset::Offset(m.offset()), Duration::from_secs(1));
                     }
                 }
                 let now: BTreeSet<i32> =
@@ -184,10 +188,10 @@ fn run_split_and_take_over(strategy: &str) {
     };
     let m1 = Member::start(&bs, &topic, &topic, &extra);
     let m2 = Member::start(&bs, &topic, &topic, &extra);
-    wait_until("two members split 6 partitions", Duration::from_secs(30), || split_evenly(&[&m1, &m2], 6));
+    wait_until("two members split 6 partitions", Duration::from_secs(60), || split_evenly(&[&m1, &m2], 6));
     let revoked_before: usize = [&m1, &m2].iter().map(|m| m.shared.revoked.lock().unwrap().iter().sum::<usize>()).sum();
     let m3 = Member::start(&bs, &topic, &topic, &extra);
-    wait_until("three members split 6 partitions", Duration::from_secs(30), || split_evenly(&[&m1, &m2, &m3], 6));
+    wait_until("three members split 6 partitions", Duration::from_secs(60), || split_evenly(&[&m1, &m2, &m3], 6));
     assert_eq!([&m1, &m2, &m3].map(|m| m.assigned().len()), [2, 2, 2]);
     if strategy == "kip-848" {
         let groups = &broker.broker().state().groups;
@@ -199,14 +203,14 @@ fn run_split_and_take_over(strategy: &str) {
         // Incremental (KIP-429): only the two partitions that moved to the newcomer.
         assert_eq!(revoked_after - revoked_before, 2, "cooperative rebalancing revokes only what moves");
     }
-    wait_until("the first 300 records consumed", Duration::from_secs(30), || {
+    wait_until("the first 300 records consumed", Duration::from_secs(60), || {
         m1.got().len() + m2.got().len() + m3.got().len() >= 300
     });
     // One member leaves: the others take its partitions over.
     let left = m3.close();
-    wait_until("two members take over", Duration::from_secs(30), || split_evenly(&[&m1, &m2], 6));
+    wait_until("two members take over", Duration::from_secs(60), || split_evenly(&[&m1, &m2], 6));
     produce_keyed(&bs, &topic, 6, 50, "b");
-    wait_until("all 600 records consumed", Duration::from_secs(30), || {
+    wait_until("all 600 records consumed", Duration::from_secs(60), || {
         m1.got().len() + m2.got().len() + left.got.lock().unwrap().len() >= 600
     });
     let mut all = m1.got();
@@ -237,12 +241,12 @@ fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
     create_topic(&bs, "static", 4, &[]);
     let a = Member::start(&bs, "static-g", "static", &[("group.instance.id", "a"), ("session.timeout.ms", "30000")]);
     let b = Member::start(&bs, "static-g", "static", &[("group.instance.id", "b"), ("session.timeout.ms", "30000")]);
-    wait_until("a and b split 4 partitions", Duration::from_secs(30), || split_evenly(&[&a, &b], 4));
+    wait_until("a and b split 4 partitions", Duration::from_secs(60), || split_evenly(&[&a, &b], 4));
     let (a_parts, b_rebalances) = (a.assigned(), b.rebalances());
     // A static member does not leave the group on close; its restart takes its old place.
     drop(a.close());
     let a2 = Member::start(&bs, "static-g", "static", &[("group.instance.id", "a"), ("session.timeout.ms", "30000")]);
-    wait_until("the restarted member is assigned", Duration::from_secs(30), || !a2.assigned().is_empty());
+    wait_until("the restarted member is assigned", Duration::from_secs(60), || !a2.assigned().is_empty());
     assert_eq!(a2.assigned(), a_parts, "the restarted static member gets its partitions back");
     std::thread::sleep(Duration::from_millis(1000)); // room for a rebalance, were one to happen
     assert_eq!(b.rebalances(), b_rebalances, "the other member saw no rebalance");
@@ -262,14 +266,14 @@ fn a_consumer_that_dies_is_removed_after_its_session_timeout() {
         .spawn()
         .expect("kcat is installed (compat-tests/setup)");
     let survivor = Member::start(&bs, "dies-g", "dies", &[]);
-    wait_until("kcat and the survivor share the partitions", Duration::from_secs(30), || {
+    wait_until("kcat and the survivor share the partitions", Duration::from_secs(60), || {
         let n = survivor.assigned().len();
         n > 0 && n < 4
     });
     kcat.kill().unwrap();
     kcat.wait().unwrap();
     let killed = Instant::now();
-    wait_until("the survivor owns every partition", Duration::from_secs(30), || survivor.assigned().len() == 4);
+    wait_until("the survivor owns every partition", Duration::from_secs(60), || survivor.assigned().len() == 4);
     assert!(killed.elapsed() >= Duration::from_millis(1500), "taken over before the session timeout: {:?}", killed.elapsed());
     let groups = broker.broker().state().groups.describe("dies-g").expect("group exists");
     assert_eq!(groups.members.len(), 1);
@@ -294,7 +298,7 @@ fn committed_offsets_survive(crash: bool) {
     }
     let bs = broker.bootstrap();
     let m = Member::start(&bs, "resume-g", "resume", &[]);
-    wait_until("the resumed group consumed the rest", Duration::from_secs(30), || m.got().len() >= 99);
+    wait_until("the resumed group consumed the rest", Duration::from_secs(60), || m.got().len() >= 99);
     let got = m.got();
     let first = |p: i32| got.iter().filter(|(q, _)| *q == p).map(|(_, o)| *o).min();
     assert_eq!((first(0), first(1)), (Some(37), Some(64)), "resumed at the committed offsets");
@@ -346,7 +350,7 @@ fn offset_delete_removes_offsets_of_unsubscribed_topics_only() {
     create_topic(&bs, "od-live", 1, &[]);
     create_topic(&bs, "od-old", 1, &[]);
     let m = Member::start(&bs, "od-g", "od-live", &[]);
-    wait_until("the member is assigned", Duration::from_secs(30), || m.assigned().len() == 1);
+    wait_until("the member is assigned", Duration::from_secs(60), || m.assigned().len() == 1);
     // A second group, offset-only, holds an offset of another topic.
     let c = consumer(&bs, &[("group.id", "od-other")]);
     let mut tpl = TopicPartitionList::new();
@@ -384,7 +388,7 @@ fn kip_848_group_carries_on_across_a_broker_restart() {
     create_topic(&bs, "k848-restart", 2, &[]);
     produce_keyed(&bs, "k848-restart", 2, 50, "a");
     let m = Member::start(&bs, "k848-restart-g", "k848-restart", &[("group.protocol", "consumer")]);
-    wait_until("the first 100 consumed", Duration::from_secs(30), || m.got().len() >= 100);
+    wait_until("the first 100 consumed", Duration::from_secs(60), || m.got().len() >= 100);
     broker.restart().unwrap();
     produce_keyed(&broker.bootstrap(), "k848-restart", 2, 50, "b");
     wait_until("the next 100 consumed", Duration::from_secs(60), || m.got().len() >= 200);
