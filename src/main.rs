@@ -20,6 +20,10 @@ struct Args {
     /// The data directory (same as --override log.dirs=DIR).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Do not start a broker: ask the one configured like this for its API versions on its
+    /// first listener and exit 0 if it answers (a container health check).
+    #[arg(long)]
+    healthcheck: bool,
 }
 
 fn load(args: &Args) -> anyhow::Result<BrokerConfig> {
@@ -47,6 +51,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let config = match load(&args) {
@@ -56,6 +61,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if args.healthcheck {
+        return healthcheck(&config);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -76,4 +84,36 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
     }
     broker.shutdown().await
+}
+
+/// One ApiVersions v0 round trip to the first listener (0.0.0.0 is asked on loopback).
+fn healthcheck(config: &BrokerConfig) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let Some(listener) = config.listeners.0.first() else { return std::process::ExitCode::FAILURE };
+    let mut addr = listener.bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let ask = || -> std::io::Result<()> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        // size, api key 18 (ApiVersions), version 0, correlation id 1, null client id
+        s.write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])?;
+        let mut head = [0u8; 10];
+        s.read_exact(&mut head)?;
+        let (correlation, error) = (i32::from_be_bytes(head[4..8].try_into().unwrap()), i16::from_be_bytes([head[8], head[9]]));
+        if correlation == 1 && error == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("unexpected ApiVersions answer"))
+        }
+    };
+    match ask() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrite at {addr} is not healthy: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -117,6 +117,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     b("unclean.leader.election.enable", Some("false"), Boolean, "Meaningless on a single node; reported for tools."),
     b("cluster.id", None, String, "The cluster id; generated on first start and kept in meta.properties."),
     b("process.roles", Some("broker,controller"), List, "Reported for tools; Ferrite is a combined single node."),
+    b("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT"), List, "Listener name to security protocol; only PLAINTEXT is served."),
     b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),
     b("group.initial.rebalance.delay.ms", Some("3000"), Int, "Delay of the first rebalance of a new group, extended while members keep joining."),
     b("group.min.session.timeout.ms", Some("6000"), Int, "Smallest session timeout a classic group member may ask for."),

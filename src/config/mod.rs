@@ -103,6 +103,14 @@ impl BrokerConfig {
             cfg.explicit.get("advertised.listeners").map(String::as_str),
         )
         .map_err(|reason| ConfigError::Invalid { key: "listeners".into(), reason })?;
+        if let Some(map) = cfg.explicit.get("listener.security.protocol.map") {
+            if let Some(bad) = map.split(',').filter_map(|e| e.split_once(':')).find(|(_, p)| !p.trim().eq_ignore_ascii_case("PLAINTEXT")) {
+                return Err(ConfigError::Invalid {
+                    key: "listener.security.protocol.map".into(),
+                    reason: format!("listener {} uses {}; only PLAINTEXT is served", bad.0, bad.1),
+                });
+            }
+        }
         let dir = cfg
             .explicit
             .get("log.dirs")

@@ -53,6 +53,11 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerSta
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break,
+            Err(FrameError::Io(e)) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => {
+                // Clients often close with a reset: nothing to report.
+                tracing::debug!(%peer, error = %e, "connection reset by the client");
+                break;
+            }
             Err(e) => {
                 tracing::info!(%peer, error = %e, "closing connection");
                 break;
