@@ -1,0 +1,11 @@
+//! Brokers for tests: `EmbeddedBroker` runs in the test's own process (no Docker), and,
+//! with the `testcontainers` cargo feature, `Ferrite` runs the `ferrite` image through
+//! testcontainers.
+
+mod embedded;
+#[cfg(feature = "testcontainers")]
+mod container;
+
+#[cfg(feature = "testcontainers")]
+pub use container::{Ferrite, FerriteContainer};
+pub use embedded::EmbeddedBroker;

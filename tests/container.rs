@@ -1,0 +1,63 @@
+//! The `ferrite` image through the testcontainers module: a produce/consume round trip and
+//! a consumer group, with librdkafka (rdkafka crate) on the host. Needs the image
+//! (`docker/build`) and a Docker engine; `compat-tests/run-all` provides both and fails if
+//! either is missing.
+
+mod common;
+
+use common::*;
+use ferrite::testing::Ferrite;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::BaseRecord;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trip_and_a_consumer_group_through_the_image() {
+    let started = Instant::now();
+    let kafka = Ferrite::default()
+        .with_config("group.initial.rebalance.delay.ms", "0")
+        .start()
+        .await
+        .expect("the ferrite image runs (build it with docker/build)");
+    eprintln!("container ready in {:?}", started.elapsed());
+    let bs = kafka.bootstrap().to_string();
+    tokio::task::spawn_blocking(move || {
+        create_topic(&bs, "through-docker", 3, &[]);
+        let p = producer(&bs, &[]);
+        let values: Vec<String> = (0..300).map(|i| format!("value-{i}")).collect();
+        produce_all(
+            &p,
+            values.iter().enumerate().map(|(i, v)| BaseRecord::to("through-docker").partition((i % 3) as i32).key(v.as_bytes()).payload(v.as_bytes())).collect(),
+        );
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bs)
+            .set("group.id", "docker-group")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        c.subscribe(&["through-docker"]).unwrap();
+        let mut got = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while got.len() < 300 && Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                got.insert(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+                c.commit_message(&m, CommitMode::Sync).unwrap();
+            }
+        }
+        assert_eq!(got, values.into_iter().collect::<BTreeSet<_>>());
+        let assigned = c.assignment().unwrap().count();
+        assert_eq!(assigned, 3, "the group member owns every partition");
+        let committed = c.committed(Duration::from_secs(10)).unwrap();
+        let total: i64 = committed.elements().iter().map(|e| e.offset().to_raw().unwrap_or(0)).sum();
+        assert_eq!(total, 300, "offsets committed through the container");
+    })
+    .await
+    .unwrap();
+    let mut health = kafka.container().exec(testcontainers::core::ExecCommand::new(["/ferrite", "--healthcheck"])).await.unwrap();
+    let _ = health.stderr_to_vec().await.unwrap(); // runs the command to its end
+    assert_eq!(health.exit_code().await.unwrap(), Some(0), "the image's health check passes");
+}
