@@ -60,4 +60,9 @@ async fn round_trip_and_a_consumer_group_through_the_image() {
     let mut health = kafka.container().exec(testcontainers::core::ExecCommand::new(["/ferrite", "--healthcheck"])).await.unwrap();
     let _ = health.stderr_to_vec().await.unwrap(); // runs the command to its end
     assert_eq!(health.exit_code().await.unwrap(), Some(0), "the image's health check passes");
+    // `docker stop` sends SIGTERM (the image's STOPSIGNAL): a clean stop, exit code 0.
+    kafka.container().stop_with_timeout(Some(10)).await.unwrap();
+    assert_eq!(kafka.container().exit_code().await.unwrap(), Some(0));
+    let logs = String::from_utf8_lossy(&kafka.container().stderr_to_vec().await.unwrap()).into_owned();
+    assert!(logs.contains("ferrite stopped cleanly"), "{logs}");
 }
