@@ -2,6 +2,7 @@
 //! a request frame and routes it. Handlers reach storage only through `LogManager` and
 //! `Partition`.
 
+mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -129,8 +130,11 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
     let ctx = Ctx { state, conn, api_key, version, header };
     macro_rules! serve {
         ($module:ident) => {
+            serve!($module::handle)
+        };
+        ($module:ident :: $f:ident) => {
             match decode(&mut buf, version, api_key) {
-                Some(req) => $module::handle(&ctx, req).await,
+                Some(req) => $module::$f(&ctx, req).await,
                 None => Outcome::Close("undecodable request body"),
             }
         };
@@ -160,6 +164,8 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::DeleteGroups => serve!(delete_groups),
         ApiKey::ConsumerGroupHeartbeat => serve!(consumer_group_heartbeat),
         ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
+        ApiKey::AlterConfigs => serve!(alter_configs::handle_alter),
+        ApiKey::IncrementalAlterConfigs => serve!(alter_configs::handle_incremental),
         _ => unsupported::respond(api_key, version, &ctx.header),
     }
 }

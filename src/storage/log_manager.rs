@@ -24,6 +24,7 @@ const LOG_START: &str = "log-start-offset-checkpoint";
 const HIGH_WATERMARK: &str = "replication-offset-checkpoint";
 const TOPIC_CONFIGS: &str = "topic-configs";
 
+#[derive(Clone)]
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
@@ -362,17 +363,44 @@ impl LogManager {
         }
         let mut parts = topic.partitions.clone();
         parts.extend(self.open_partitions(name, topic.id, &topic.config, current..count)?);
-        let grown = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            overrides: topic.overrides.clone(),
-            config: topic.config.clone(),
-            partitions: parts,
-        });
-        let mut map = self.topics.write().unwrap();
-        map.by_id.insert(grown.id, grown.clone());
-        map.by_name.insert(grown.name.clone(), grown);
+        self.replace_topic(Topic { partitions: parts, ..Topic::clone(&topic) });
         Ok(())
+    }
+
+    /// Replaces a topic's configuration overrides (the whole set) and applies the new
+    /// configuration to every partition at once (retention, segment size, max message size…).
+    pub fn alter_topic_config(&self, name: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), TopicError> {
+        for (k, v) in &overrides {
+            crate::config::log_config::validate_topic_override(k, v)?;
+        }
+        let config = LogConfig::resolve(&self.broker, &overrides)?;
+        let _admin = self.admin.lock().unwrap();
+        let topic = self.topic(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        if validate_only {
+            return Ok(());
+        }
+        let path = self.dir.join(TOPIC_CONFIGS).join(format!("{name}.properties"));
+        if overrides.is_empty() {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        } else {
+            write_properties(&path, &overrides)?;
+        }
+        for p in &topic.partitions {
+            p.log().set_config(config.clone());
+        }
+        self.replace_topic(Topic { overrides, config, ..Topic::clone(&topic) });
+        tracing::info!(topic = name, "topic configuration changed");
+        Ok(())
+    }
+
+    fn replace_topic(&self, topic: Topic) {
+        let topic = Arc::new(topic);
+        let mut map = self.topics.write().unwrap();
+        map.by_id.insert(topic.id, topic.clone());
+        map.by_name.insert(topic.name.clone(), topic);
     }
 
     /// Deletes a topic: its directories are renamed `*-delete` at once and removed in the
