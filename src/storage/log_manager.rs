@@ -484,3 +484,33 @@ impl LogManager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> LogManager {
+        let cfg = BrokerConfig::from_map(BTreeMap::from([("log.dirs".to_string(), dir.display().to_string())])).unwrap();
+        LogManager::open(Arc::new(cfg)).unwrap()
+    }
+
+    #[test]
+    fn altered_topic_configs_apply_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = open(dir.path());
+        logs.create_topic("t", 2, BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]), false).unwrap();
+        let next = BTreeMap::from([("segment.bytes".to_string(), "1048576".to_string())]);
+        logs.alter_topic_config("t", next.clone(), false).unwrap();
+        assert_eq!(logs.topic("t").unwrap().overrides, next);
+        assert_eq!(logs.partition("t", 1).unwrap().log().config().segment_bytes, 1 << 20);
+        assert_eq!(logs.partition("t", 1).unwrap().log().config().retention_ms, 604_800_000, "the old override is gone");
+        assert!(logs.alter_topic_config("t", BTreeMap::from([("segment.bytes".to_string(), "x".to_string())]), false).is_err());
+        logs.shutdown().unwrap();
+        drop(logs);
+        let again = open(dir.path());
+        assert_eq!(again.topic("t").unwrap().overrides, next);
+        assert_eq!(again.partition("t", 0).unwrap().log().config().segment_bytes, 1 << 20);
+        again.alter_topic_config("t", BTreeMap::new(), false).unwrap();
+        assert!(again.topic("t").unwrap().overrides.is_empty());
+    }
+}
