@@ -9,10 +9,13 @@ mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
+mod empty_admin;
 mod fetch;
 mod fetch_response;
 mod find_coordinator;
@@ -27,6 +30,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod single_node_admin;
 mod sync_group;
 mod unsupported;
 pub mod versions;
@@ -166,6 +170,13 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::ConsumerGroupDescribe => serve!(consumer_group_describe),
         ApiKey::AlterConfigs => serve!(alter_configs::handle_alter),
         ApiKey::IncrementalAlterConfigs => serve!(alter_configs::handle_incremental),
+        ApiKey::DeleteRecords => serve!(delete_records),
+        ApiKey::DescribeLogDirs => serve!(describe_log_dirs),
+        ApiKey::ElectLeaders => serve!(single_node_admin::elect_leaders),
+        ApiKey::ListPartitionReassignments => serve!(single_node_admin::list_reassignments),
+        ApiKey::AlterPartitionReassignments => serve!(single_node_admin::alter_reassignments),
+        ApiKey::DescribeClientQuotas => serve!(empty_admin::client_quotas),
+        ApiKey::DescribeUserScramCredentials => serve!(empty_admin::scram_credentials),
         _ => unsupported::respond(api_key, version, &ctx.header),
     }
 }

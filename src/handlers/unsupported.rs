@@ -33,14 +33,10 @@ pub fn respond(api_key: ApiKey, version: i16, header: &RequestHeader) -> Outcome
         AddOffsetsToTxn => AddOffsetsToTxnResponse,
         EndTxn => EndTxnResponse,
         DescribeAcls => DescribeAclsResponse,
-        DescribeClientQuotas => DescribeClientQuotasResponse,
-        DescribeUserScramCredentials => DescribeUserScramCredentialsResponse,
         ConsumerGroupHeartbeat => ConsumerGroupHeartbeatResponse,
         GetTelemetrySubscriptions => GetTelemetrySubscriptionsResponse,
         PushTelemetry => PushTelemetryResponse,
         ListTransactions => ListTransactionsResponse,
-        ListPartitionReassignments => ListPartitionReassignmentsResponse,
-        AlterPartitionReassignments => AlterPartitionReassignmentsResponse,
     );
     Outcome::Close("request for an API that is not served")
 }

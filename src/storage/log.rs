@@ -376,6 +376,27 @@ impl Log {
         Ok(set.records.iter().map(|r| (r.offset, r.timestamp)).find(|&(o, t)| pred(o, t)))
     }
 
+    /// DeleteRecords: moves the log start offset up to `offset` (at most the log end) and
+    /// deletes the segments that lie wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
+        assert!(offset <= self.next_offset(), "delete_records_before({offset}) past the log end");
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset;
+        loop {
+            let mut bases = self.segments.keys();
+            match (bases.next(), bases.next()) {
+                (Some(_), Some(&next_base)) if next_base <= offset => {
+                    let (_, seg) = self.segments.pop_first().expect("two segments");
+                    seg.delete()?;
+                }
+                _ => break,
+            }
+        }
+        Ok(offset)
+    }
+
     /// Deletes whole old segments past `retention.ms` / `retention.bytes`; returns how many.
     pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
         if !self.config.cleanup_policy.delete {
@@ -521,6 +542,26 @@ mod tests {
         for o in 0..15 {
             assert!(log.read(o, 1, true).unwrap().is_some(), "offset {o} readable");
         }
+    }
+
+    #[test]
+    fn delete_records_moves_log_start_and_drops_whole_segments_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small(), opts(true, 0)).unwrap();
+        for i in 0..30 {
+            append(&mut log, &[b"0123456789"], i);
+        }
+        let before = log.segment_count();
+        assert_eq!(log.delete_records_before(17).unwrap(), 17);
+        assert_eq!(log.log_start_offset(), 17);
+        assert!(log.segment_count() < before);
+        assert!(*log.segments.keys().next().unwrap() <= 17, "the segment holding 17 stays");
+        assert!(matches!(log.read(16, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+        assert!(log.read(17, 100, true).unwrap().is_some());
+        assert_eq!(log.delete_records_before(5).unwrap(), 17, "never moves back");
+        assert_eq!(log.delete_records_before(30).unwrap(), 30);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.next_offset(), 30);
     }
 
     #[test]

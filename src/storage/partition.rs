@@ -65,6 +65,22 @@ impl Partition {
         Ok(())
     }
 
+    /// DeleteRecords below `offset` (-1: the high watermark). Returns the new log start
+    /// offset, or `None` when `offset` lies past the log end.
+    pub fn delete_records(&self, offset: i64) -> io::Result<Option<i64>> {
+        let start = {
+            let mut log = self.log();
+            let end = log.next_offset();
+            let offset = if offset == -1 { end } else { offset };
+            if offset < 0 || offset > end {
+                return Ok(None);
+            }
+            log.delete_records_before(offset)?
+        };
+        self.notify();
+        Ok(Some(start))
+    }
+
     /// Flushes when `flush.ms` has passed since the last one (the background flusher).
     pub async fn flush_if_due(&self) -> io::Result<()> {
         let due = {

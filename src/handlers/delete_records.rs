@@ -1,0 +1,46 @@
+//! DeleteRecords: moves partitions' log start offsets forward (whole segments below it are
+//! deleted); the new log start offsets are checkpointed before the answer, so a restart
+//! does not bring the records back.
+
+use super::{code, Ctx, Error, Outcome};
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+pub async fn handle(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> Outcome {
+    let logs = &ctx.state.logs;
+    let topics: Vec<DeleteRecordsTopicResult> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = logs.topic(&t.name);
+            let internal = topic.as_ref().is_some_and(|t| t.is_internal());
+            DeleteRecordsTopicResult::default().with_name(t.name.clone()).with_partitions(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
+                        let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                            return r.with_error_code(Error::UnknownTopicOrPartition.code());
+                        };
+                        if internal {
+                            return r.with_error_code(Error::PolicyViolation.code());
+                        }
+                        match partition.delete_records(p.offset) {
+                            Ok(Some(start)) => r.with_low_watermark(start),
+                            Ok(None) => r.with_error_code(Error::OffsetOutOfRange.code()),
+                            Err(e) => {
+                                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "deleting segments failed; check the log directory");
+                                r.with_error_code(code(Some(Error::KafkaStorageError)))
+                            }
+                        }
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let logs = logs.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || logs.checkpoint()).await {
+        tracing::error!(error = %e, "writing checkpoint files failed; check the log directory");
+    }
+    ctx.respond(&DeleteRecordsResponse::default().with_topics(topics))
+}
