@@ -182,7 +182,10 @@ impl OffsetsStore for LogOffsetsStore {
         let batch = encode_batch(records, now_ms)?;
         let header = validate_produced(&batch, usize::MAX)
             .map_err(|e| io::Error::other(format!("internal batch rejected: {e}")))?;
-        let (info, flush_due) = part.append(&[(&batch[..], header)])?;
+        let (info, flush_due) = part.append(&[(&batch[..], header)]).map_err(|e| match e {
+            crate::storage::log::AppendError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })?;
         Ok(Durable(flush_due.then(|| (part, info.last_offset + 1))))
     }
 }

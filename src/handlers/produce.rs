@@ -3,6 +3,8 @@
 //! acks=0 gets no response; acks=1/-1 are answered after the append, and after the fsync
 //! when the flush policy (`flush.messages`, e.g. 1) asks for one.
 
+use crate::storage::log::AppendError;
+use crate::storage::producer_state::ProducerError;
 use super::{str_bytes, Ctx, Error, Outcome};
 use crate::storage::batch::{self, BatchError, BatchHeader};
 use crate::storage::Partition;
@@ -53,10 +55,18 @@ fn append(partition: &Partition, data: &PartitionProduceData) -> (PartitionProdu
                 .with_log_start_offset(info.log_start_offset),
             flush.then_some(info.last_offset + 1),
         ),
-        Err(e) => {
+        Err(AppendError::Io(e)) => {
             tracing::error!(topic = %partition.topic, partition = index, error = %e, "append failed; check the log directory's disk");
             (error_response(index, Error::KafkaStorageError, Some(e.to_string())), None)
         }
+        Err(AppendError::Producer(e)) => {
+            let code = match e {
+                ProducerError::InvalidEpoch { .. } => Error::InvalidProducerEpoch,
+                ProducerError::OutOfOrder(_) => Error::OutOfOrderSequenceNumber,
+            };
+            (error_response(index, code, Some(e.to_string())), None)
+        }
+        Err(AppendError::Invalid(why)) => (error_response(index, Error::InvalidRecord, Some(why.to_string())), None),
     }
 }
 

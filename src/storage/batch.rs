@@ -56,6 +56,8 @@ pub struct BatchHeader {
     pub base_timestamp: i64,
     pub max_timestamp: i64,
     pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
     pub record_count: i32,
 }
 
@@ -82,8 +84,8 @@ impl BatchHeader {
         let base_timestamp = b.get_i64();
         let max_timestamp = b.get_i64();
         let producer_id = b.get_i64();
-        let _epoch = b.get_i16();
-        let _seq = b.get_i32();
+        let producer_epoch = b.get_i16();
+        let base_sequence = b.get_i32();
         let record_count = b.get_i32();
         Ok(BatchHeader {
             base_offset,
@@ -95,6 +97,8 @@ impl BatchHeader {
             base_timestamp,
             max_timestamp,
             producer_id,
+            producer_epoch,
+            base_sequence,
             record_count,
         })
     }
@@ -113,6 +117,21 @@ impl BatchHeader {
 
     pub fn is_transactional(&self) -> bool {
         self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// Written by an idempotent (or transactional) producer.
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    /// The sequence number of the batch's last record (sequences wrap at i32::MAX).
+    pub fn last_sequence(&self) -> i32 {
+        let last = self.base_sequence as i64 + self.last_offset_delta as i64;
+        if last > i32::MAX as i64 {
+            (last - i32::MAX as i64 - 1) as i32
+        } else {
+            last as i32
+        }
     }
 }
 

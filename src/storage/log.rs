@@ -5,6 +5,7 @@
 //! knows its recovery point (every offset below it has been fsynced).
 
 use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::producer_state::{ProducerCheck, ProducerError, ProducerStateManager};
 use super::segment::{self, BatchMeta, LogSegment};
 use crate::config::{LogConfig, TimestampType};
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub struct AppendInfo {
     /// The broker time stamped into the batches, or -1 for CreateTime topics.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// A retried batch already in the log: nothing was written.
+    pub duplicate: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,19 @@ pub struct Log {
     unflushed_files: Vec<Arc<File>>,
     unflushed_messages: i64,
     last_flush_ms: i64,
+    /// Idempotent producers' recent batches (Kafka's ProducerStateManager).
+    producers: ProducerStateManager,
+}
+
+/// Why an append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
+    #[error("{0}")]
+    Invalid(&'static str),
 }
 
 fn parse_segment_name(name: &str) -> Option<i64> {
@@ -90,6 +106,7 @@ impl Log {
             unflushed_files: Vec::new(),
             unflushed_messages: 0,
             last_flush_ms: opts.now_ms,
+            producers: ProducerStateManager::default(),
         };
         // With an unclean stop, recover from the segment that holds the recovery point on.
         let first_unflushed = if opts.clean_shutdown {
@@ -146,7 +163,39 @@ impl Log {
         // Recovered data is not known to be on disk: the recovery point stays where it was,
         // so a second unclean stop re-validates the same segments.
         log.recovery_point = log.recovery_point.min(log.next_offset());
+        log.load_producer_state()?;
         Ok(log)
+    }
+
+    /// The newest producer snapshot at or below the log end, then every batch after it.
+    fn load_producer_state(&mut self) -> io::Result<()> {
+        let end = self.next_offset();
+        let (state, at) = ProducerStateManager::load(&self.dir, end)?;
+        self.producers = state;
+        let from = at.unwrap_or(i64::MIN);
+        if from >= end {
+            return Ok(());
+        }
+        let mut replayed = 0usize;
+        for seg in self.segments.values().filter(|s| s.next_offset() > from) {
+            let mut pos = 0;
+            while let Some(h) = seg.header_at(pos)? {
+                if h.last_offset() >= from && h.has_producer_id() {
+                    self.producers.update(&h, h.base_offset, h.max_timestamp);
+                    replayed += 1;
+                }
+                pos += h.size as u64;
+            }
+        }
+        if replayed > 0 {
+            tracing::debug!(dir = %self.dir.display(), from, replayed, "rebuilt producer state from the log");
+        }
+        Ok(())
+    }
+
+    /// Idempotent producers' state (for DescribeProducers and tests).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
     }
 
     pub fn dir(&self) -> &Path {
@@ -193,8 +242,24 @@ impl Log {
     /// Appends validated batches: stamps each with its base offset and leader epoch (and,
     /// for LogAppendTime topics, the broker time and a new CRC) and writes them as one
     /// vectored write. Record bytes are never copied.
-    pub fn append(&mut self, batches: &[(&[u8], BatchHeader)], now_ms: i64) -> io::Result<AppendInfo> {
+    /// Batches of idempotent producers are checked first: a retried batch is answered with
+    /// its original offsets (`duplicate`) and nothing is written.
+    pub fn append(&mut self, batches: &[(&[u8], BatchHeader)], now_ms: i64) -> Result<AppendInfo, AppendError> {
         assert!(!batches.is_empty());
+        if batches.iter().any(|(_, h)| h.has_producer_id()) {
+            if batches.len() > 1 {
+                return Err(AppendError::Invalid("an idempotent producer sends one batch per partition per request"));
+            }
+            if let ProducerCheck::Duplicate { first_offset, last_offset } = self.producers.check(&batches[0].1)? {
+                return Ok(AppendInfo {
+                    first_offset,
+                    last_offset,
+                    log_append_time: -1,
+                    log_start_offset: self.log_start_offset,
+                    duplicate: true,
+                });
+            }
+        }
         let first_offset = self.next_offset();
         let append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         // Per batch: offset(8) epoch(4) crc(4) attributes(2) maxTimestamp(8).
@@ -245,11 +310,17 @@ impl Log {
         }
         self.active_mut().append(&metas, &mut iov)?;
         self.unflushed_messages += last_offset - first_offset + 1;
+        let mut base = first_offset;
+        for ((_, h), m) in batches.iter().zip(&metas) {
+            self.producers.update(h, base, m.max_timestamp);
+            base = m.last_offset + 1;
+        }
         Ok(AppendInfo {
             first_offset,
             last_offset,
             log_append_time: if append_time { now_ms } else { -1 },
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
     }
 
@@ -267,6 +338,9 @@ impl Log {
         self.segments.insert(next, seg);
         // Make the new file's name durable with the directory.
         File::open(&self.dir)?.sync_all()?;
+        if !self.producers.is_empty() {
+            self.producers.take_snapshot(&self.dir, next)?;
+        }
         Ok(())
     }
 
@@ -442,6 +516,9 @@ impl Log {
             segment::sync_data(f)?;
         }
         self.recovery_point = pending.upto;
+        if !self.producers.is_empty() {
+            self.producers.take_snapshot(&self.dir, self.next_offset())?;
+        }
         self.active_mut().on_become_inactive()
     }
 }
@@ -469,6 +546,7 @@ mod tests {
         let h = batch::validate_produced(&b, 1 << 20).unwrap();
         log.append(&[(&b, h)], ts).unwrap()
     }
+
 
     fn opts(clean: bool, rp: i64) -> LoadOptions {
         LoadOptions { clean_shutdown: clean, recovery_point: rp, log_start_offset: 0, now_ms: 0 }
@@ -542,6 +620,47 @@ mod tests {
         for o in 0..15 {
             assert!(log.read(o, 1, true).unwrap().is_some(), "offset {o} readable");
         }
+    }
+
+    fn idempotent(pid: i64, seq: i32) -> Vec<u8> {
+        let mut b = batch(&[b"0123456789"], 0);
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn append_raw(log: &mut Log, b: &[u8]) -> Result<AppendInfo, AppendError> {
+        let h = batch::validate_produced(b, 1 << 20).unwrap();
+        log.append(&[(b, h)], 0)
+    }
+
+    #[test]
+    fn retried_batches_are_deduplicated_across_clean_and_unclean_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small(), opts(true, 0)).unwrap();
+        for seq in 0..12 {
+            append_raw(&mut log, &idempotent(9, seq)).unwrap();
+        }
+        assert!(log.segment_count() > 1, "rolled: snapshots were taken");
+        let dup = append_raw(&mut log, &idempotent(9, 11)).unwrap();
+        assert!(dup.duplicate && dup.first_offset == 11);
+        assert_eq!(log.next_offset(), 12, "nothing written twice");
+        assert!(matches!(append_raw(&mut log, &idempotent(9, 20)), Err(AppendError::Producer(ProducerError::OutOfOrder(_)))));
+        log.close().unwrap();
+        drop(log);
+        // Clean: from the snapshot at the log end.
+        let mut log = Log::open(dir.path(), small(), opts(true, 12)).unwrap();
+        assert!(append_raw(&mut log, &idempotent(9, 10)).unwrap().duplicate);
+        append_raw(&mut log, &idempotent(9, 12)).unwrap();
+        drop(log); // unclean
+        // Unclean: the newest snapshot is older than the log end; the rest is replayed.
+        let mut log = Log::open(dir.path(), small(), opts(false, 0)).unwrap();
+        let again = append_raw(&mut log, &idempotent(9, 12)).unwrap();
+        assert!(again.duplicate && again.first_offset == 12);
+        assert_eq!(log.next_offset(), 13);
     }
 
     #[test]

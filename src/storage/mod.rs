@@ -8,6 +8,7 @@ pub mod log;
 pub mod log_manager;
 mod offset_index;
 pub mod partition;
+pub mod producer_state;
 pub mod segment;
 mod time_index;
 

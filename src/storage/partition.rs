@@ -1,7 +1,7 @@
 //! One partition as the API handlers see it: its log behind a lock, a watch on its end
 //! offset that wakes long-polling fetches, and group-committed fsyncs.
 
-use super::log::{AppendInfo, FileSlice, Log, ReadError};
+use super::log::{AppendError, AppendInfo, FileSlice, Log, ReadError};
 use super::batch::BatchHeader;
 use crate::time::now_ms;
 use std::io;
@@ -36,14 +36,23 @@ impl Partition {
 
     /// Appends validated batches and wakes fetches waiting on this partition.
     /// Returns whether the flush policy now asks for an fsync.
-    pub fn append(&self, batches: &[(&[u8], BatchHeader)]) -> io::Result<(AppendInfo, bool)> {
+    pub fn append(&self, batches: &[(&[u8], BatchHeader)]) -> Result<(AppendInfo, bool), AppendError> {
         let now = now_ms();
         let (info, flush_due, end) = {
             let mut log = self.log();
             let info = log.append(batches, now)?;
-            (info, log.flush_due(now), log.next_offset())
+            let flush_due = if info.duplicate {
+                // The first attempt may not have been fsynced yet (its answer was lost).
+                let c = log.config();
+                (c.flush_messages < i64::MAX || c.flush_ms < i64::MAX) && log.recovery_point() <= info.last_offset
+            } else {
+                log.flush_due(now)
+            };
+            (info, flush_due, log.next_offset())
         };
-        self.end_offset.send_replace(end);
+        if !info.duplicate {
+            self.end_offset.send_replace(end);
+        }
         Ok((info, flush_due))
     }
 
