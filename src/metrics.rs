@@ -10,6 +10,8 @@ pub struct Metrics {
     pub copied_record_bytes: AtomicU64,
     pub requests: AtomicU64,
     pub connections: AtomicU64,
+    /// Retried batches of idempotent producers answered with their original offsets.
+    pub duplicate_batches: AtomicU64,
 }
 
 impl Metrics {
@@ -18,5 +20,8 @@ impl Metrics {
     }
     pub fn copied_record_bytes(&self) -> u64 {
         self.copied_record_bytes.load(Ordering::Relaxed)
+    }
+    pub fn duplicate_batches(&self) -> u64 {
+        self.duplicate_batches.load(Ordering::Relaxed)
     }
 }

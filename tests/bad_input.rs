@@ -119,11 +119,11 @@ fn newer_api_versions_request_gets_a_v0_answer() {
 fn api_not_served_gets_an_error_response() {
     let b = EmbeddedBroker::start();
     let mut s = connect(&b);
-    let req = kafka_protocol::messages::InitProducerIdRequest::default().with_transaction_timeout_ms(1000);
-    s.write_all(&request(ApiKey::InitProducerId, 4, 5, &req)).unwrap();
+    let req = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    s.write_all(&request(ApiKey::SaslHandshake, 1, 5, &req)).unwrap();
     let mut resp = read_response(&mut s).expect("an answer, not a closed connection");
-    assert_eq!(ResponseHeader::decode(&mut resp, 1).unwrap().correlation_id, 5);
-    let body = kafka_protocol::messages::InitProducerIdResponse::decode(&mut resp, 4).unwrap();
+    assert_eq!(ResponseHeader::decode(&mut resp, 0).unwrap().correlation_id, 5);
+    let body = SaslHandshakeResponse::decode(&mut resp, 1).unwrap();
     assert_eq!(body.error_code, kafka_protocol::ResponseError::UnsupportedVersion.code());
 }
 

@@ -11,6 +11,7 @@ pub mod consumer_group;
 pub mod group_coordinator;
 pub mod member;
 pub mod offsets_store;
+pub mod producer_id_manager;
 pub mod records;
 pub mod topic_metadata;
 

@@ -20,6 +20,7 @@ mod fetch;
 mod fetch_response;
 mod find_coordinator;
 mod heartbeat;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -171,6 +172,7 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::AlterConfigs => serve!(alter_configs::handle_alter),
         ApiKey::IncrementalAlterConfigs => serve!(alter_configs::handle_incremental),
         ApiKey::DeleteRecords => serve!(delete_records),
+        ApiKey::InitProducerId => serve!(init_producer_id),
         ApiKey::DescribeLogDirs => serve!(describe_log_dirs),
         ApiKey::ElectLeaders => serve!(single_node_admin::elect_leaders),
         ApiKey::ListPartitionReassignments => serve!(single_node_admin::list_reassignments),

@@ -3,6 +3,7 @@
 //! acks=0 gets no response; acks=1/-1 are answered after the append, and after the fsync
 //! when the flush policy (`flush.messages`, e.g. 1) asks for one.
 
+use crate::metrics::Metrics;
 use crate::storage::log::AppendError;
 use crate::storage::producer_state::ProducerError;
 use super::{str_bytes, Ctx, Error, Outcome};
@@ -33,7 +34,7 @@ fn batch_error(e: &BatchError) -> Error {
 
 /// Validates and appends one partition's records. Returns the response and, when the
 /// flush policy asks for it, the offset that must be fsynced before answering.
-fn append(partition: &Partition, data: &PartitionProduceData) -> (PartitionProduceResponse, Option<i64>) {
+fn append(partition: &Partition, data: &PartitionProduceData, metrics: &Metrics) -> (PartitionProduceResponse, Option<i64>) {
     let index = data.index;
     let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) else {
         return (error_response(index, Error::InvalidRecord, Some("no record batches".into())), None);
@@ -47,14 +48,19 @@ fn append(partition: &Partition, data: &PartitionProduceData) -> (PartitionProdu
         Err(e) => return (error_response(index, batch_error(&e), Some(e.to_string())), None),
     };
     match partition.append(&batches) {
-        Ok((info, flush)) => (
+        Ok((info, flush)) => {
+            if info.duplicate {
+                metrics.duplicate_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            (
             PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(info.first_offset)
                 .with_log_append_time_ms(info.log_append_time)
                 .with_log_start_offset(info.log_start_offset),
             flush.then_some(info.last_offset + 1),
-        ),
+            )
+        }
         Err(AppendError::Io(e)) => {
             tracing::error!(topic = %partition.topic, partition = index, error = %e, "append failed; check the log directory's disk");
             (error_response(index, Error::KafkaStorageError, Some(e.to_string())), None)
@@ -94,7 +100,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
                 parts.push(error_response(data.index, Error::InvalidTopicException, Some(msg)));
                 continue;
             }
-            let (resp, flush) = append(partition, data);
+            let (resp, flush) = append(partition, data, &ctx.state.metrics);
             if let Some(upto) = flush {
                 flushes.push((partition.clone(), responses.len(), parts.len(), upto));
             }

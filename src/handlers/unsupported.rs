@@ -29,7 +29,6 @@ pub fn respond(api_key: ApiKey, version: i16, header: &RequestHeader) -> Outcome
     top_level!(
         SaslHandshake => SaslHandshakeResponse,
         SaslAuthenticate => SaslAuthenticateResponse,
-        InitProducerId => InitProducerIdResponse,
         AddOffsetsToTxn => AddOffsetsToTxnResponse,
         EndTxn => EndTxnResponse,
         DescribeAcls => DescribeAclsResponse,

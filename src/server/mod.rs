@@ -10,6 +10,7 @@ mod zero_copy;
 
 use crate::config::BrokerConfig;
 use crate::coordinator::offsets_store::LogOffsetsStore;
+use crate::coordinator::producer_id_manager::ProducerIdManager;
 use crate::coordinator::{GroupCoordinator, SystemClock};
 use crate::metrics::Metrics;
 use crate::storage::LogManager;
@@ -33,6 +34,7 @@ pub struct BrokerState {
     pub config: Arc<BrokerConfig>,
     pub logs: Arc<LogManager>,
     pub groups: Arc<GroupCoordinator>,
+    pub producer_ids: ProducerIdManager,
     pub metrics: Arc<Metrics>,
     pub advertised: Vec<Advertised>,
 }
@@ -78,7 +80,8 @@ impl Broker {
             local_addrs.push(local);
             listeners.push((l.name.clone(), listener));
         }
-        let state = Arc::new(BrokerState { config: config.clone(), logs, groups, metrics: Arc::new(Metrics::default()), advertised });
+        let producer_ids = ProducerIdManager::new(&config.log_dir);
+        let state = Arc::new(BrokerState { config: config.clone(), logs, groups, producer_ids, metrics: Arc::new(Metrics::default()), advertised });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         for (name, listener) in listeners {
