@@ -1,0 +1,17 @@
+"""The official Java client (kafka-clients 3.9.0 and 4.3.0, the latter also with the KIP-848
+consumer protocol) against the session's broker: compat-tests/java/run compiles and runs
+FerriteCompat.java, whose RESULT lines are shown here and must all pass."""
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_java_clients(broker):
+    proc = subprocess.run([str(ROOT / "compat-tests" / "java" / "run"), broker["bootstrap"]],
+                          capture_output=True, text=True, timeout=1200)
+    results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    print("\n".join(results))
+    failed = [line for line in results if " FAIL " in line]
+    assert proc.returncode == 0 and not failed and len(results) >= 40, proc.stdout[-4000:] + proc.stderr[-2000:]
