@@ -1,0 +1,93 @@
+"""aiokafka (asyncio, its own protocol code): every codec round trip with keys, headers
+and timestamps, the idempotent producer, a consumer group with commits, and its admin
+client's topic and group calls."""
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def make_topic(bs, name, partitions):
+    admin = AIOKafkaAdminClient(bootstrap_servers=bs)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("codec", [None, "gzip", "snappy", "lz4", "zstd"])
+def test_round_trip(broker, codec):
+    async def run():
+        bs = broker["bootstrap"]
+        topic = unique("aio")
+        await make_topic(bs, topic, 1)
+        p = AIOKafkaProducer(bootstrap_servers=bs, compression_type=codec, enable_idempotence=True)
+        await p.start()
+        try:
+            for i in range(50):
+                await p.send(topic, key=b"k%d" % i, value=b"v%d" % i, partition=0,
+                             timestamp_ms=1_700_000_000_000 + i, headers=[("h", b"x%d" % i)])
+            await p.flush()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(bootstrap_servers=bs, auto_offset_reset="earliest", enable_auto_commit=False)
+        await c.start()
+        try:
+            c.assign([TopicPartition(topic, 0)])
+            got = []
+            while len(got) < 50:
+                batch = await asyncio.wait_for(c.getmany(timeout_ms=500), 30)
+                for msgs in batch.values():
+                    got.extend(msgs)
+        finally:
+            await c.stop()
+        for i, m in enumerate(got):
+            assert (m.offset, m.key, m.value, m.timestamp) == (i, b"k%d" % i, b"v%d" % i, 1_700_000_000_000 + i)
+            assert list(m.headers) == [("h", b"x%d" % i)]
+    asyncio.run(run())
+
+
+def test_group_commits_and_admin(broker):
+    async def run():
+        bs = broker["bootstrap"]
+        topic, group = unique("aio-g"), unique("aio-group")
+        await make_topic(bs, topic, 2)
+        p = AIOKafkaProducer(bootstrap_servers=bs)
+        await p.start()
+        for i in range(40):
+            await p.send(topic, value=b"%d" % i, partition=i % 2)
+        await p.stop()
+        c = AIOKafkaConsumer(topic, bootstrap_servers=bs, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False)
+        await c.start()
+        seen = set()
+        try:
+            while len(seen) < 40:
+                batch = await asyncio.wait_for(c.getmany(timeout_ms=500), 60)
+                for msgs in batch.values():
+                    seen.update((m.partition, m.offset) for m in msgs)
+                await c.commit()
+            committed = [await c.committed(TopicPartition(topic, p)) for p in range(2)]
+            assert committed == [20, 20]
+        finally:
+            await c.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bs)
+        await admin.start()
+        try:
+            groups = [g[0] for g in await admin.list_consumer_groups()]
+            assert group in groups
+            offsets = await admin.list_consumer_group_offsets(group)
+            assert {tp.partition: o.offset for tp, o in offsets.items()} == {0: 20, 1: 20}
+            described = await admin.describe_consumer_groups([group])
+            assert described
+        finally:
+            await admin.close()
+    asyncio.run(run())
