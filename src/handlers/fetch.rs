@@ -10,8 +10,8 @@ use super::{check_leader_epoch, code, Ctx, Error, Outcome};
 use crate::storage::{FileSlice, Partition, ReadError, Topic};
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ProducerId, TopicName};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -60,16 +60,26 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<(Pa
         }
         let limit = (w.req.partition_max_bytes.max(0) as u64).min(remaining);
         let min_one = total == 0;
-        match partition.read(w.req.fetch_offset, limit, min_one) {
-            Ok((slice, offsets)) => {
+        let read = if read_committed {
+            partition.read_committed(w.req.fetch_offset, limit, min_one)
+        } else {
+            partition.read(w.req.fetch_offset, limit, min_one).map(|(s, o)| (s, o, Vec::new()))
+        };
+        match read {
+            Ok((slice, offsets, aborted)) => {
                 let mut pd = PartitionData::default()
                     .with_partition_index(index)
                     .with_high_watermark(offsets.high_watermark)
-                    .with_last_stable_offset(offsets.high_watermark)
+                    .with_last_stable_offset(offsets.last_stable)
                     .with_log_start_offset(offsets.log_start)
                     .with_preferred_read_replica(BrokerId(-1));
                 if read_committed {
-                    pd.aborted_transactions = Some(Vec::new());
+                    pd.aborted_transactions = Some(
+                        aborted
+                            .into_iter()
+                            .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
+                            .collect(),
+                    );
                 }
                 if let Some(s) = &slice {
                     total += s.len;

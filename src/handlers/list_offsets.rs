@@ -12,9 +12,11 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-fn lookup(p: &Partition, ts: i64) -> Result<(i64, i64), Error> {
+fn lookup(p: &Partition, ts: i64, read_committed: bool) -> Result<(i64, i64), Error> {
     let offsets = p.offsets();
     let found = match ts {
+        // A read_committed consumer's end is the last stable offset.
+        LATEST if read_committed => Some((offsets.last_stable, -1)),
         LATEST => Some((offsets.high_watermark, -1)),
         EARLIEST | EARLIEST_LOCAL => Some((offsets.log_start, -1)),
         LATEST_TIERED => None,
@@ -28,6 +30,7 @@ fn lookup(p: &Partition, ts: i64) -> Result<(i64, i64), Error> {
 pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> Outcome {
     let logs = &ctx.state.logs;
     let version = ctx.version;
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -42,7 +45,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> Outcome {
                     let result = match (partition, check_leader_epoch(p.current_leader_epoch)) {
                         (None, _) => Err(Error::UnknownTopicOrPartition),
                         (_, Some(e)) => Err(e),
-                        (Some(part), None) => lookup(part, p.timestamp),
+                        (Some(part), None) => lookup(part, p.timestamp, read_committed),
                     };
                     match result {
                         // The leader epoch field exists from v4 on.

@@ -247,23 +247,78 @@ pub fn split_batches(mut records: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
     Ok(out)
 }
 
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// Control record types (the key's second field).
+pub const CONTROL_ABORT: i16 = 0;
+pub const CONTROL_COMMIT: i16 = 1;
+
+/// A transaction marker as Kafka writes it: a control batch of one record whose key is
+/// (version 0, type) and whose value is (version 0, coordinator epoch). Its base offset is
+/// stamped at append.
+pub fn control_batch(producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32, ts: i64) -> Vec<u8> {
+    let kind = if commit { CONTROL_COMMIT } else { CONTROL_ABORT };
+    let mut r = Vec::with_capacity(24);
+    r.push(0u8); // record attributes
+    put_varint(&mut r, 0); // timestamp delta
+    put_varint(&mut r, 0); // offset delta
+    put_varint(&mut r, 4);
+    r.extend_from_slice(&0i16.to_be_bytes());
+    r.extend_from_slice(&kind.to_be_bytes());
+    put_varint(&mut r, 6);
+    r.extend_from_slice(&0i16.to_be_bytes());
+    r.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    put_varint(&mut r, 0); // headers
+    let mut records = Vec::with_capacity(r.len() + 2);
+    put_varint(&mut records, r.len() as i64);
+    records.extend_from_slice(&r);
+    let mut b = Vec::with_capacity(HEADER_LEN + records.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((HEADER_LEN - LOG_OVERHEAD + records.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch, stamped at append
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc below
+    b.extend_from_slice(&(ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&ts.to_be_bytes());
+    b.extend_from_slice(&ts.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&producer_epoch.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&records);
+    let crc = compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The type of a control batch's record (commit or abort), from the bytes after its header.
+pub fn control_type(body: &[u8]) -> Option<i16> {
+    let mut b = body;
+    read_varint(&mut b)?; // record length
+    let (_, rest) = b.split_first()?; // attributes
+    b = rest;
+    read_varint(&mut b)?; // timestamp delta
+    read_varint(&mut b)?; // offset delta
+    let key_len = read_varint(&mut b)?;
+    if key_len < 4 || b.len() < 4 {
+        return None;
+    }
+    Some(i16::from_be_bytes([b[2], b[3]]))
+}
+
 #[cfg(test)]
 pub mod test_support {
     //! Builds valid uncompressed batches for unit tests of the storage layer.
     use super::*;
     use bytes::BufMut;
-
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-    }
 
     /// A batch of `values` (no keys, no headers) with timestamps `ts, ts+1, ...`.
     pub fn batch(values: &[&[u8]], ts: i64) -> Vec<u8> {

@@ -181,7 +181,16 @@ impl Log {
             let mut pos = 0;
             while let Some(h) = seg.header_at(pos)? {
                 if h.last_offset() >= from && h.has_producer_id() {
-                    self.producers.update(&h, h.base_offset, h.max_timestamp);
+                    if h.is_control() {
+                        let mut body = [0u8; 24];
+                        let n = body.len().min(h.size - HEADER_LEN);
+                        seg.file().read_exact_at(&mut body[..n], pos + HEADER_LEN as u64)?;
+                        if let Some(kind) = batch::control_type(&body[..n]) {
+                            self.producers.complete_txn(h.producer_id, h.base_offset, kind == batch::CONTROL_COMMIT);
+                        }
+                    } else {
+                        self.producers.update(&h, h.base_offset, h.max_timestamp);
+                    }
                     replayed += 1;
                 }
                 pos += h.size as u64;
@@ -191,6 +200,29 @@ impl Log {
             tracing::debug!(dir = %self.dir.display(), from, replayed, "rebuilt producer state from the log");
         }
         Ok(())
+    }
+
+    /// Writes a transaction marker (commit or abort) for `producer_id`; returns its offset.
+    pub fn append_marker(&mut self, producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32, now_ms: i64) -> io::Result<i64> {
+        let b = batch::control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms);
+        let h = BatchHeader::parse(&b).expect("a marker we built parses");
+        let offset = match self.append(&[(&b, h)], now_ms) {
+            Ok(info) => info.first_offset,
+            Err(AppendError::Io(e)) => return Err(e),
+            Err(e) => unreachable!("markers skip producer checks: {e}"),
+        };
+        self.producers.complete_txn(producer_id, offset, commit);
+        Ok(offset)
+    }
+
+    /// The last stable offset: below it no transaction is open (the log end when none is).
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers.first_unstable_offset().unwrap_or(i64::MAX).min(self.next_offset())
+    }
+
+    /// Aborted transactions with records in `[from, to)`, for read_committed fetches.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<super::producer_state::AbortedTxn> {
+        self.producers.aborted_between(from, to)
     }
 
     /// Idempotent producers' state (for DescribeProducers and tests).
@@ -246,7 +278,7 @@ impl Log {
     /// its original offsets (`duplicate`) and nothing is written.
     pub fn append(&mut self, batches: &[(&[u8], BatchHeader)], now_ms: i64) -> Result<AppendInfo, AppendError> {
         assert!(!batches.is_empty());
-        if batches.iter().any(|(_, h)| h.has_producer_id()) {
+        if batches.iter().any(|(_, h)| h.has_producer_id() && !h.is_control()) {
             if batches.len() > 1 {
                 return Err(AppendError::Invalid("an idempotent producer sends one batch per partition per request"));
             }
@@ -367,15 +399,30 @@ impl Log {
     /// A range of at most `max_bytes` starting at the batch that holds `offset`; with
     /// `min_one`, at least that whole batch even when it is larger (KIP-74).
     pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<Option<FileSlice>, ReadError> {
+        self.read_below(offset, max_bytes, min_one, i64::MAX)
+    }
+
+    /// Like `read`, but nothing at or past `upper` (the last stable offset of a
+    /// read_committed fetch) is returned.
+    pub fn read_below(&self, offset: i64, max_bytes: u64, min_one: bool, upper: i64) -> Result<Option<FileSlice>, ReadError> {
         let end = self.next_offset();
         if offset < self.log_start_offset || offset > end {
             return Err(ReadError::OffsetOutOfRange { offset, log_start: self.log_start_offset, log_end: end });
+        }
+        if offset >= upper {
+            return Ok(None);
         }
         // Start at the segment holding `offset`; gaps (e.g. after compaction) move on.
         let first = self.segments.range(..=offset).next_back().map(|(b, _)| *b).unwrap_or(i64::MIN);
         for seg in self.segments.range(first..).map(|(_, s)| s) {
             if let Some((pos, h)) = seg.translate_offset(offset)? {
-                let available = seg.size() - pos;
+                // A bound inside this segment starts a batch (an open transaction's first).
+                let limit = if upper < seg.next_offset() {
+                    seg.translate_offset(upper)?.map(|(upper_pos, _)| upper_pos).unwrap_or(seg.size())
+                } else {
+                    seg.size()
+                };
+                let available = limit.saturating_sub(pos);
                 let mut len = available.min(max_bytes);
                 if min_one {
                     len = len.max((h.size as u64).min(available));
@@ -458,6 +505,7 @@ impl Log {
             return Ok(self.log_start_offset);
         }
         self.log_start_offset = offset;
+        self.producers.prune_below(offset);
         loop {
             let mut bases = self.segments.keys();
             match (bases.next(), bases.next()) {
@@ -506,6 +554,7 @@ impl Log {
         }
         let first = *self.segments.keys().next().unwrap();
         self.log_start_offset = self.log_start_offset.max(first);
+        self.producers.prune_below(self.log_start_offset);
         Ok(doomed)
     }
 
@@ -661,6 +710,38 @@ mod tests {
         let again = append_raw(&mut log, &idempotent(9, 12)).unwrap();
         assert!(again.duplicate && again.first_offset == 12);
         assert_eq!(log.next_offset(), 13);
+    }
+
+    fn transactional(pid: i64, seq: i32) -> Vec<u8> {
+        let mut b = idempotent(pid, seq);
+        b[21..23].copy_from_slice(&batch::ATTR_TRANSACTIONAL.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn open_transactions_hold_the_stable_offset_and_aborts_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), LogConfig::default(), opts(true, 0)).unwrap();
+        append(&mut log, &[b"plain"], 0); // 0
+        append_raw(&mut log, &transactional(1, 0)).unwrap(); // 1
+        append_raw(&mut log, &transactional(2, 0)).unwrap(); // 2
+        assert_eq!(log.last_stable_offset(), 1);
+        // read_committed stops before the open transaction; read_uncommitted does not.
+        let committed = log.read_below(0, 1 << 20, true, log.last_stable_offset()).unwrap().unwrap();
+        let all = log.read(0, 1 << 20, true).unwrap().unwrap();
+        assert!(committed.len < all.len);
+        assert!(log.read_below(1, 1 << 20, true, 1).unwrap().is_none());
+        assert_eq!(log.append_marker(1, 0, false, 0, 0).unwrap(), 3);
+        assert_eq!(log.last_stable_offset(), 2);
+        assert_eq!(log.append_marker(2, 0, true, 0, 0).unwrap(), 4);
+        assert_eq!(log.last_stable_offset(), 5);
+        assert_eq!(log.aborted_between(0, 5), vec![super::super::producer_state::AbortedTxn { producer_id: 1, first_offset: 1, last_offset: 3 }]);
+        drop(log); // unclean: state replayed from the log, markers included
+        let log = Log::open(dir.path(), LogConfig::default(), opts(false, 0)).unwrap();
+        assert_eq!(log.last_stable_offset(), 5);
+        assert_eq!(log.aborted_between(0, 5).len(), 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::log::{AppendError, AppendInfo, FileSlice, Log, ReadError};
 use super::batch::BatchHeader;
+use super::producer_state::AbortedTxn;
 use crate::time::now_ms;
 use std::io;
 use std::sync::{Mutex, MutexGuard};
@@ -21,6 +22,8 @@ pub struct Partition {
 pub struct Offsets {
     pub log_start: i64,
     pub high_watermark: i64,
+    /// No transaction is open below it.
+    pub last_stable: i64,
 }
 
 impl Partition {
@@ -105,12 +108,32 @@ impl Partition {
     pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<(Option<FileSlice>, Offsets), ReadError> {
         let log = self.log();
         let slice = log.read(offset, max_bytes, min_one)?;
-        Ok((slice, Offsets { log_start: log.log_start_offset(), high_watermark: log.next_offset() }))
+        Ok((slice, Self::offsets_of(&log)))
+    }
+
+    /// A read_committed read: up to the last stable offset, with the aborted transactions
+    /// whose records it may contain.
+    pub fn read_committed(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<(Option<FileSlice>, Offsets, Vec<AbortedTxn>), ReadError> {
+        let log = self.log();
+        let lso = log.last_stable_offset();
+        let slice = log.read_below(offset, max_bytes, min_one, lso)?;
+        let aborted = if slice.is_some() { log.aborted_between(offset, lso) } else { Vec::new() };
+        Ok((slice, Self::offsets_of(&log), aborted))
+    }
+
+    fn offsets_of(log: &Log) -> Offsets {
+        Offsets { log_start: log.log_start_offset(), high_watermark: log.next_offset(), last_stable: log.last_stable_offset() }
     }
 
     pub fn offsets(&self) -> Offsets {
-        let log = self.log();
-        Offsets { log_start: log.log_start_offset(), high_watermark: log.next_offset() }
+        Self::offsets_of(&self.log())
+    }
+
+    /// Writes a transaction marker and wakes fetches (the stable offset may have moved).
+    pub fn append_marker(&self, producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32) -> io::Result<i64> {
+        let offset = self.log().append_marker(producer_id, producer_epoch, commit, coordinator_epoch, now_ms())?;
+        self.notify();
+        Ok(offset)
     }
 
     /// A receiver that changes whenever the log end offset moves.

@@ -4,6 +4,10 @@
 //! twice, a gap in the sequence is refused (OUT_OF_ORDER_SEQUENCE_NUMBER) and an old
 //! epoch is fenced (INVALID_PRODUCER_EPOCH).
 //!
+//! It also follows transactions: the first offset of every producer's open transaction
+//! (the last stable offset is the smallest of them) and the aborted transactions, which
+//! read_committed fetches return so clients drop aborted records.
+//!
 //! The state is snapshotted into `<offset>.snapshot` files next to the segments (at each
 //! roll and at a clean stop) and rebuilt at start from the newest snapshot at or below the
 //! log end plus the batch headers after it.
@@ -16,7 +20,7 @@ use std::path::Path;
 /// How many recent batches per producer are kept for duplicate detection (Kafka's 5, the
 /// most in-flight requests an idempotent producer may have).
 pub const BATCHES_KEPT: usize = 5;
-const SNAPSHOT_VERSION: i16 = 1;
+const SNAPSHOT_VERSION: i16 = 2;
 const SNAPSHOTS_KEPT: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +64,22 @@ fn in_sequence(last: i32, next_first: i32) -> bool {
     next_first == if last == i32::MAX { 0 } else { last + 1 }
 }
 
+/// A transaction that ended with an abort marker: its records, from `first_offset` to the
+/// marker at `last_offset`, are to be dropped by read_committed consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
 #[derive(Debug, Default)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerStateEntry>,
+    /// producer id → first offset of its open transaction.
+    ongoing: BTreeMap<i64, i64>,
+    /// Ordered by `last_offset` (markers are appended in offset order).
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStateManager {
@@ -75,7 +92,7 @@ impl ProducerStateManager {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
+        self.producers.is_empty() && self.ongoing.is_empty() && self.aborted.is_empty()
     }
 
     /// Checks a batch of an idempotent producer before it is appended.
@@ -115,6 +132,9 @@ impl ProducerStateManager {
         if !h.has_producer_id() || h.is_control() {
             return;
         }
+        if h.is_transactional() {
+            self.ongoing.entry(h.producer_id).or_insert(first_offset);
+        }
         let entry = self.producers.entry(h.producer_id).or_default();
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
@@ -130,6 +150,31 @@ impl ProducerStateManager {
         while entry.batches.len() > BATCHES_KEPT {
             entry.batches.pop_front();
         }
+    }
+
+    /// A commit or abort marker of `producer_id` at `marker_offset` ends its transaction.
+    pub fn complete_txn(&mut self, producer_id: i64, marker_offset: i64, commit: bool) {
+        if let Some(first_offset) = self.ongoing.remove(&producer_id) {
+            if !commit {
+                self.aborted.push(AbortedTxn { producer_id, first_offset, last_offset: marker_offset });
+            }
+        }
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.values().min().copied()
+    }
+
+    /// Aborted transactions with records in `[from, to)`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..].iter().filter(|a| a.first_offset < to).copied().collect()
+    }
+
+    /// Forgets aborted transactions wholly below the log start offset.
+    pub fn prune_below(&mut self, log_start: i64) {
+        self.aborted.retain(|a| a.last_offset >= log_start);
     }
 
     // ---- snapshots ----
@@ -150,6 +195,17 @@ impl ProducerStateManager {
                 body.extend_from_slice(&b.last_offset.to_be_bytes());
                 body.extend_from_slice(&b.timestamp.to_be_bytes());
             }
+        }
+        body.extend_from_slice(&(self.ongoing.len() as i32).to_be_bytes());
+        for (pid, first) in &self.ongoing {
+            body.extend_from_slice(&pid.to_be_bytes());
+            body.extend_from_slice(&first.to_be_bytes());
+        }
+        body.extend_from_slice(&(self.aborted.len() as i32).to_be_bytes());
+        for a in &self.aborted {
+            body.extend_from_slice(&a.producer_id.to_be_bytes());
+            body.extend_from_slice(&a.first_offset.to_be_bytes());
+            body.extend_from_slice(&a.last_offset.to_be_bytes());
         }
         let mut file = Vec::with_capacity(body.len() + 6);
         file.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
@@ -232,6 +288,13 @@ fn decode(file: &[u8]) -> Option<ProducerStateManager> {
         }
         state.producers.insert(pid, ProducerStateEntry { epoch, batches });
     }
+    for _ in 0..i32_(&mut b)?.max(0) {
+        let pid = i64_(&mut b)?;
+        state.ongoing.insert(pid, i64_(&mut b)?);
+    }
+    for _ in 0..i32_(&mut b)?.max(0) {
+        state.aborted.push(AbortedTxn { producer_id: i64_(&mut b)?, first_offset: i64_(&mut b)?, last_offset: i64_(&mut b)? });
+    }
     b.is_empty().then_some(state)
 }
 
@@ -291,6 +354,29 @@ mod tests {
         let mut s = ProducerStateManager::default();
         s.update(&h, 0, 0);
         assert_eq!(s.check(&header(1, 0, 1, 1)), Ok(ProducerCheck::Append));
+    }
+
+    #[test]
+    fn transactions_give_the_stable_offset_and_the_aborted_list() {
+        let mut s = ProducerStateManager::default();
+        let mut h = header(5, 0, 0, 2);
+        h.attributes |= crate::storage::batch::ATTR_TRANSACTIONAL;
+        s.update(&h, 10, 0);
+        let mut h2 = header(6, 0, 0, 1);
+        h2.attributes |= crate::storage::batch::ATTR_TRANSACTIONAL;
+        s.update(&h2, 12, 0);
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        s.complete_txn(5, 13, false);
+        assert_eq!(s.first_unstable_offset(), Some(12));
+        s.complete_txn(6, 14, true);
+        assert_eq!(s.first_unstable_offset(), None);
+        assert_eq!(s.aborted_between(0, 100), vec![AbortedTxn { producer_id: 5, first_offset: 10, last_offset: 13 }]);
+        assert!(s.aborted_between(14, 100).is_empty());
+        assert!(s.aborted_between(0, 10).is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        s.take_snapshot(dir.path(), 15).unwrap();
+        let (back, _) = ProducerStateManager::load(dir.path(), 15).unwrap();
+        assert_eq!(back.aborted_between(0, 100).len(), 1);
     }
 
     #[test]
