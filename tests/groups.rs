@@ -175,17 +175,12 @@ fn assert_exactly_once(all: Vec<(i32, i64)>, partitions: i32, per_partition: i64
 }
 
 fn run_split_and_take_over(strategy: &str) {
-    let mut broker_cfg = FAST_GROUPS.to_vec();
-    broker_cfg.push(("group.consumer.heartbeat.interval.ms", "300"));
-    let broker = ferrite::testing::EmbeddedBroker::start_with(&broker_cfg);
+    let broker = ferrite::testing::EmbeddedBroker::start_with(FAST_GROUPS);
     let bs = broker.bootstrap();
     let topic = format!("split-{strategy}");
     create_topic(&bs, &topic, 6, &[]);
     produce_keyed(&bs, &topic, 6, 50, "a");
-    let extra = match strategy {
-        "kip-848" => [("group.protocol", "consumer")],
-        _ => [("partition.assignment.strategy", strategy)],
-    };
+    let extra = [("partition.assignment.strategy", strategy)];
     let m1 = Member::start(&bs, &topic, &topic, &extra);
     let m2 = Member::start(&bs, &topic, &topic, &extra);
     wait_until("two members split 6 partitions", Duration::from_secs(60), || split_evenly(&[&m1, &m2], 6));
@@ -193,13 +188,8 @@ fn run_split_and_take_over(strategy: &str) {
     let m3 = Member::start(&bs, &topic, &topic, &extra);
     wait_until("three members split 6 partitions", Duration::from_secs(60), || split_evenly(&[&m1, &m2, &m3], 6));
     assert_eq!([&m1, &m2, &m3].map(|m| m.assigned().len()), [2, 2, 2]);
-    if strategy == "kip-848" {
-        let groups = &broker.broker().state().groups;
-        let members = groups.with_consumer_group(&topic, |g| g.members().count());
-        assert_eq!(members, Some(3), "a KIP-848 group with three members, assigned by the broker");
-    }
     let revoked_after: usize = [&m1, &m2].iter().map(|m| m.shared.revoked.lock().unwrap().iter().sum::<usize>()).sum();
-    if strategy == "cooperative-sticky" || strategy == "kip-848" {
+    if strategy == "cooperative-sticky" {
         // Incremental (KIP-429): only the two partitions that moved to the newcomer.
         assert_eq!(revoked_after - revoked_before, 2, "cooperative rebalancing revokes only what moves");
     }
@@ -227,11 +217,6 @@ fn three_consumers_split_partitions_and_take_over_from_one_that_leaves() {
 #[test]
 fn cooperative_sticky_rebalances_incrementally() {
     run_split_and_take_over("cooperative-sticky");
-}
-
-#[test]
-fn kip_848_consumer_protocol_splits_and_takes_over() {
-    run_split_and_take_over("kip-848");
 }
 
 #[test]

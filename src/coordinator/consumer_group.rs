@@ -180,20 +180,27 @@ impl ConsumerGroup {
                 changed |= t != m.subscribed_topics;
                 m.subscribed_topics = t;
             }
-            if hb.subscribed_regex.is_some() && hb.subscribed_regex != m.subscribed_regex {
-                m.subscribed_regex = hb.subscribed_regex.clone().filter(|r| !r.is_empty());
-                changed = true;
+            // Null means "unchanged"; an empty string clears the pattern or the assignor.
+            if let Some(re) = &hb.subscribed_regex {
+                let re = Some(re.clone()).filter(|r| !r.is_empty());
+                changed |= re != m.subscribed_regex;
+                m.subscribed_regex = re;
             }
-            if hb.server_assignor.is_some() && hb.server_assignor != m.server_assignor {
-                m.server_assignor = hb.server_assignor.clone();
-                changed = true;
+            if let Some(a) = &hb.server_assignor {
+                let a = Some(a.clone()).filter(|a| !a.is_empty());
+                changed |= a != m.server_assignor;
+                m.server_assignor = a;
             }
         }
         self.refresh_target(topics, changed);
         self.reconcile(&id, hb.owned.as_ref(), now);
         let interval = cfg.consumer_heartbeat_interval_ms as i32;
         let m = self.members.get_mut(&id).expect("member");
-        let assignment = (m.last_sent.as_ref() != Some(&m.assigned)).then(|| m.assigned.clone());
+        // Sent when it changed, and (as Kafka does) whenever the member reports owning
+        // something else: a response it missed is repeated.
+        let owned_differs = hb.owned.as_ref().is_some_and(|o| !same_assignment(o, &m.assigned));
+        let assignment = (m.last_sent.as_ref() != Some(&m.assigned) || owned_differs).then(|| m.assigned.clone());
+        tracing::debug!(group = %self.id, member = %id, epoch = m.member_epoch, state = ?m.state, owned = ?hb.owned, assigned = ?m.assigned, pending = ?m.pending_revocation, sent = assignment.is_some(), "consumer heartbeat");
         if assignment.is_some() {
             m.last_sent = Some(m.assigned.clone());
         }
@@ -435,6 +442,11 @@ impl ConsumerGroup {
             Some(_) => None,
         }
     }
+}
+
+/// Equal but for topics listed with no partitions.
+fn same_assignment(a: &Assignment, b: &Assignment) -> bool {
+    is_subset(a, b) && is_subset(b, a)
 }
 
 fn is_subset(a: &Assignment, b: &Assignment) -> bool {

@@ -55,7 +55,9 @@ fn a_second_member_gets_partitions_only_after_the_first_revokes_them() {
     let kept = a2.assignment.unwrap();
     assert_eq!(parts(&kept).len(), 3);
     // b heartbeats: nothing released yet.
-    let b2 = g.heartbeat(beat("b", 2, &Assignment::new()), 30, &cfg, &tp).unwrap();
+    let mut b2 = beat("b", 2, &Assignment::new());
+    b2.owned = None;
+    let b2 = g.heartbeat(b2, 30, &cfg, &tp).unwrap();
     assert_eq!(b2.assignment, None, "unchanged assignment is not resent");
     // a confirms the revocation: new epoch.
     let a3 = g.heartbeat(beat("a", 1, &kept), 40, &cfg, &tp).unwrap();
@@ -141,4 +143,23 @@ fn new_partitions_bump_the_epoch_and_are_assigned() {
     let r = g.heartbeat(beat("a", a.member_epoch, a.assignment.as_ref().unwrap()), 10, &cfg, &tp).unwrap();
     assert!(r.member_epoch > a.member_epoch);
     assert_eq!(parts(r.assignment.as_ref().unwrap()).len(), 5);
+}
+
+#[test]
+fn repeated_heartbeats_with_the_same_subscription_keep_the_epoch() {
+    let (cfg, tp) = (cfg(), topics(2));
+    let mut g = ConsumerGroup::new("g", &cfg);
+    let mut first = join("a");
+    first.subscribed_regex = Some(String::new()); // clients may send "" for "no pattern"
+    let a = g.heartbeat(first, 0, &cfg, &tp).unwrap();
+    let owned = a.assignment.unwrap();
+    for t in 1..5 {
+        let mut hb = beat("a", a.member_epoch, &owned);
+        hb.subscribed_topics = Some(vec!["t".into()]);
+        hb.subscribed_regex = Some(String::new());
+        hb.server_assignor = Some(String::new());
+        let r = g.heartbeat(hb, t, &cfg, &tp).unwrap();
+        assert_eq!(r.member_epoch, a.member_epoch, "nothing changed: no new epoch");
+    }
+    assert_eq!(g.group_epoch, 1);
 }

@@ -38,6 +38,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> Outcome {
         }
         verdicts.push(row);
     }
+    tracing::debug!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), epoch = req.generation_id_or_member_epoch,
+        partitions = ?commits.iter().map(|(tp, c)| (tp.1, c.offset)).collect::<Vec<_>>(), "offset commit");
     let stale = if ctx.version >= 9 { Error::StaleMemberEpoch } else { Error::IllegalGeneration };
     let result = groups
         .commit_offsets(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id_or_member_epoch, stale, commits)

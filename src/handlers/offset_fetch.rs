@@ -74,10 +74,13 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> Outcome {
             if v >= 9 && g.member_epoch >= 0 {
                 let member = g.member_id.as_deref().unwrap_or("");
                 if let Some(e) = groups.validate_offset_fetch(&g.group_id, member, g.member_epoch) {
+                    tracing::debug!(group = %g.group_id.as_str(), member, epoch = g.member_epoch, error = ?e, "offset fetch refused");
                     return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(e.code());
                 }
             }
             let rows = groups.fetch_offsets(&g.group_id, wanted.as_deref());
+            tracing::debug!(group = %g.group_id.as_str(), member = ?g.member_id, epoch = g.member_epoch,
+                offsets = ?rows.iter().map(|((_, p), c)| (*p, c.as_ref().map(|c| c.offset))).collect::<Vec<_>>(), "offset fetch");
             OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(
                 by_topic(rows)
                     .into_iter()
