@@ -108,4 +108,16 @@ fn retried_batches_after_lost_answers_are_written_once_and_in_order() {
     let end = broker.broker().state().logs.partition("idem", 0).unwrap().offsets().high_watermark;
     assert_eq!(end, 1000, "no second copy in the log");
     assert!(broker.broker().metrics().duplicate_batches() >= 1, "retried batches reached the broker and were recognised");
+    // DescribeProducers shows the one producer, its epoch and its last sequence.
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::{ApiKey, DescribeProducersRequest, DescribeProducersResponse, TopicName};
+    let mut s = TcpStream::connect(upstream).unwrap();
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_static_str("idem")))
+        .with_partition_indexes(vec![0])]);
+    let resp: DescribeProducersResponse = common::raw::call(&mut s, ApiKey::DescribeProducers, 0, &req);
+    let part = &resp.topics[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    let [producer] = &part.active_producers[..] else { panic!("one producer: {part:?}") };
+    assert_eq!((producer.producer_epoch, producer.last_sequence, producer.current_txn_start_offset), (0, 999, -1));
 }

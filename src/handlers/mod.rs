@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod empty_admin;
 mod fetch;
 mod fetch_response;
@@ -173,6 +174,7 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::IncrementalAlterConfigs => serve!(alter_configs::handle_incremental),
         ApiKey::DeleteRecords => serve!(delete_records),
         ApiKey::InitProducerId => serve!(init_producer_id),
+        ApiKey::DescribeProducers => serve!(describe_producers),
         ApiKey::DescribeLogDirs => serve!(describe_log_dirs),
         ApiKey::ElectLeaders => serve!(single_node_admin::elect_leaders),
         ApiKey::ListPartitionReassignments => serve!(single_node_admin::list_reassignments),

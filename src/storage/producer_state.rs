@@ -152,6 +152,13 @@ impl ProducerStateManager {
         }
     }
 
+    /// Every producer with state here: (id, entry, first offset of its open transaction).
+    pub fn active(&self) -> Vec<(i64, &ProducerStateEntry, Option<i64>)> {
+        let mut out: Vec<_> = self.producers.iter().map(|(pid, e)| (*pid, e, self.ongoing.get(pid).copied())).collect();
+        out.sort_by_key(|(pid, _, _)| *pid);
+        out
+    }
+
     /// A commit or abort marker of `producer_id` at `marker_offset` ends its transaction.
     pub fn complete_txn(&mut self, producer_id: i64, marker_offset: i64, commit: bool) {
         if let Some(first_offset) = self.ongoing.remove(&producer_id) {
