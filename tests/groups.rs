@@ -72,11 +72,19 @@ impl Member {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
                     // Counted only once committed: a record whose commit fails (the
                     // partition moved) is the next owner's to read again.
-                    if consumer.commit_message(&m, CommitMode::Sync).is_ok() {
+                    // A commit refused mid-rebalance (REBALANCE_IN_PROGRESS, a stale member
+                    // epoch) is retried: without a poll the partition cannot be revoked
+                    // meanwhile, so nobody else reads it yet. Only if it keeps failing is the
+                    // record read again (a seek, after which later records may repeat).
+                    let committed = (0..40).any(|attempt| {
+                        if attempt > 0 {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        consumer.commit_message(&m, CommitMode::Sync).is_ok()
+                    });
+                    if committed {
                         s.got.lock().unwrap().push((m.partition(), m.offset()));
                     } else {
-                        // Refused mid-rebalance (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION):
-                        // read it again while the partition is still ours.
                         let _ = consumer.seek(m.topic(), m.partition(), Offset::Offset(m.offset()), Duration::from_secs(1));
                     }
                 }
