@@ -9,7 +9,7 @@
 //! requests are oneshot senders held by the members; they are answered when the state
 //! machine moves on.
 
-use super::member::{JoinRequest, JoinResult, JoinedMember, MemberMetadata, SyncResult};
+use super::member::{JoinRequest, JoinResult, JoinedMember, MemberMetadata, SyncRequest, SyncResult};
 use super::Error;
 use crate::config::GroupConfig;
 use bytes::Bytes;
@@ -496,17 +496,10 @@ impl ClassicGroup {
 
     // ---- SyncGroup ----
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn sync(
-        &mut self,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation_id: i32,
-        protocol_type: Option<&str>,
-        protocol_name: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-        now: i64,
-    ) -> Reply<SyncResult> {
+    pub fn sync(&mut self, req: SyncRequest, now: i64) -> Reply<SyncResult> {
+        let SyncRequest { member_id, group_instance_id, generation_id, protocol_type, protocol_name, assignments } = req;
+        let (member_id, instance_id) = (member_id.as_str(), group_instance_id.as_deref());
+        let (protocol_type, protocol_name) = (protocol_type.as_deref(), protocol_name.as_deref());
         if self.state == GroupState::Dead {
             return Reply::Now(SyncResult::error(Error::CoordinatorNotAvailable));
         }

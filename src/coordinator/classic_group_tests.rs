@@ -2,7 +2,7 @@
 //! parked JoinGroup/SyncGroup answers are read with `try_recv`, so nothing sleeps.
 
 use super::*;
-use crate::coordinator::member::JoinRequest;
+use crate::coordinator::member::{JoinRequest, SyncRequest};
 
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
@@ -22,6 +22,17 @@ fn req(member_id: &str, instance: Option<&str>) -> JoinRequest {
         protocol_type: "consumer".into(),
         protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
         require_known_member_id: true,
+    }
+}
+
+fn sync_req(member: &str, instance: Option<&str>, generation_id: i32, protocol: Option<(&str, &str)>, assignments: Vec<(String, Bytes)>) -> SyncRequest {
+    SyncRequest {
+        member_id: member.into(),
+        group_instance_id: instance.map(Into::into),
+        generation_id,
+        protocol_type: protocol.map(|p| p.0.into()),
+        protocol_name: protocol.map(|p| p.1.into()),
+        assignments,
     }
 }
 
@@ -87,9 +98,9 @@ fn stable_group(n: usize, _cfg: &GroupConfig) -> (ClassicGroup, Vec<String>) {
     }
     let t = T0;
     let mut follower_syncs: Vec<_> =
-        ids[1..].iter().map(|id| parked(g.sync(id, None, 1, None, None, vec![], t))).collect();
+        ids[1..].iter().map(|id| parked(g.sync(sync_req(id, None, 1, None, vec![]), t))).collect();
     let assignment: Vec<(String, Bytes)> = ids.iter().map(|id| (id.clone(), Bytes::from(format!("for-{id}")))).collect();
-    let mut leader_sync = parked(g.sync(&leader, None, 1, Some("consumer"), Some("range"), assignment, t));
+    let mut leader_sync = parked(g.sync(sync_req(&leader, None, 1, Some(("consumer", "range")), assignment), t));
     assert_eq!(ready(&mut leader_sync).assignment, Bytes::from(format!("for-{leader}")));
     for (rx, id) in follower_syncs.iter_mut().zip(&ids[1..]) {
         assert_eq!(ready(rx).assignment, Bytes::from(format!("for-{id}")));
@@ -171,14 +182,14 @@ fn leader_leaving_mid_sync_restarts_the_rebalance() {
     let mut g = ClassicGroup::new("g", 0);
     let (a, mut ra) = join_new(&mut g, 0, &cfg);
     let _ = ready(&mut ra); // completes alone at once (delay 0)
-    let mut a_sync = parked(g.sync(&a, None, 1, None, None, vec![(a.clone(), Bytes::from_static(b"x"))], 0));
+    let mut a_sync = parked(g.sync(sync_req(&a, None, 1, None, vec![(a.clone(), Bytes::from_static(b"x"))]), 0));
     let _ = ready(&mut a_sync);
     let (b, mut rb) = join_new(&mut g, 10, &cfg);
     let mut ra = parked(g.join(req(&a, None), 20, &cfg));
     let (ja, jb) = (ready(&mut ra), ready(&mut rb));
     assert_eq!(ja.leader_id, a);
     assert_eq!(jb.generation_id, 2);
-    let mut b_sync = parked(g.sync(&b, None, 2, None, None, vec![], 30));
+    let mut b_sync = parked(g.sync(sync_req(&b, None, 2, None, vec![]), 30));
     assert_eq!(g.leave(&a, None, 40, &cfg), Ok(a.clone()));
     assert_eq!(ready(&mut b_sync).error, Some(Error::RebalanceInProgress));
     assert_eq!(g.state(), GroupState::PreparingRebalance);
@@ -245,7 +256,7 @@ fn a_member_that_never_syncs_is_removed_at_the_rebalance_timeout() {
     let leader = g.leader_id.clone().unwrap();
     let other = if leader == a { b.clone() } else { a.clone() };
     let gen = g.generation_id;
-    let mut s = parked(g.sync(&leader, None, gen, None, None, vec![], 2));
+    let mut s = parked(g.sync(sync_req(&leader, None, gen, None, vec![]), 2));
     let _ = ready(&mut s);
     assert_eq!(g.state(), GroupState::Stable);
     let mut t = 2;
@@ -274,8 +285,8 @@ fn static_member_restart_gets_its_assignment_without_a_rebalance() {
     let (ja, jb) = (ready(&mut ra), ready(&mut rb));
     assert_eq!(ja.generation_id, 2);
     let assignment = vec![(ja.member_id.clone(), Bytes::from_static(b"A")), (jb.member_id.clone(), Bytes::from_static(b"B"))];
-    let mut sb = parked(g.sync(&jb.member_id, Some("inst-b"), 2, None, None, vec![], 3));
-    let mut sa = parked(g.sync(&ja.member_id, Some("inst-a"), 2, None, None, assignment, 3));
+    let mut sb = parked(g.sync(sync_req(&jb.member_id, Some("inst-b"), 2, None, vec![]), 3));
+    let mut sa = parked(g.sync(sync_req(&ja.member_id, Some("inst-a"), 2, None, assignment), 3));
     let _ = (ready(&mut sa), ready(&mut sb));
 
     // inst-b restarts: a new JoinGroup without a member id.
@@ -284,7 +295,7 @@ fn static_member_restart_gets_its_assignment_without_a_rebalance() {
     assert_eq!(rejoined.generation_id, 2, "no new generation");
     assert_ne!(rejoined.member_id, jb.member_id);
     assert_eq!(g.state(), GroupState::Stable);
-    let sync = now_result(g.sync(&rejoined.member_id, Some("inst-b"), 2, None, None, vec![], 5));
+    let sync = now_result(g.sync(sync_req(&rejoined.member_id, Some("inst-b"), 2, None, vec![]), 5));
     assert_eq!(sync.assignment, Bytes::from_static(b"B"));
     // The old incarnation is fenced.
     assert_eq!(g.heartbeat(&jb.member_id, Some("inst-b"), 2, 6), Some(Error::FencedInstanceId));
@@ -304,7 +315,7 @@ fn wrong_generation_and_unknown_members_are_refused() {
     let (mut g, ids) = stable_group(1, &cfg);
     assert_eq!(g.heartbeat(&ids[0], None, 7, 1), Some(Error::IllegalGeneration));
     assert_eq!(g.heartbeat("nobody", None, 1, 1), Some(Error::UnknownMemberId));
-    assert_eq!(now_result(g.sync(&ids[0], None, 0, None, None, vec![], 1)).error, Some(Error::IllegalGeneration));
+    assert_eq!(now_result(g.sync(sync_req(&ids[0], None, 0, None, vec![]), 1)).error, Some(Error::IllegalGeneration));
     assert_eq!(now_result(g.join(req("nobody", None), 1, &cfg)).error, Some(Error::UnknownMemberId));
     let mut other = req("", None);
     other.protocols = vec![("roundrobin".into(), Bytes::new())];

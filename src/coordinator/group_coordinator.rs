@@ -9,7 +9,7 @@ use super::classic_group::{ClassicGroup, GroupState, Reply};
 use super::clock::Clock;
 use super::consumer_group::{ConsumerGroup, Heartbeat, HeartbeatResult};
 use super::topic_metadata::TopicMetadata;
-use super::member::{JoinRequest, JoinResult, SyncResult};
+use super::member::{JoinRequest, JoinResult, SyncRequest, SyncResult};
 use super::offsets_store::{partition_for, Durable, KeyValue, OffsetsStore};
 use super::records::{self, CommittedOffset, OffsetsRecord};
 use super::Error;
@@ -199,17 +199,7 @@ impl GroupCoordinator {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub async fn sync(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation_id: i32,
-        protocol_type: Option<&str>,
-        protocol_name: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-    ) -> SyncResult {
+    pub async fn sync(&self, group_id: &str, req: SyncRequest) -> SyncResult {
         if let Some(e) = Self::validate_group_id(group_id) {
             return SyncResult::error(e);
         }
@@ -219,7 +209,7 @@ impl GroupCoordinator {
             let Some(g) = inner.groups.get_mut(group_id) else {
                 return SyncResult::error(Error::UnknownMemberId);
             };
-            let reply = g.sync(member_id, instance_id, generation_id, protocol_type, protocol_name, assignments, now);
+            let reply = g.sync(req, now);
             let rec = Self::group_record(g);
             (reply, rec.map(|r| self.write(group_id, &[r], now)))
         };

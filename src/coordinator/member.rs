@@ -72,6 +72,19 @@ pub struct JoinRequest {
     pub require_known_member_id: bool,
 }
 
+/// What a SyncGroup carries.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation_id: i32,
+    /// SyncGroup v5+: checked against the group's when given.
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// The leader's assignment: (member id, assignment).
+    pub assignments: Vec<(String, Bytes)>,
+}
+
 #[derive(Debug)]
 pub struct MemberMetadata {
     pub member_id: String,
