@@ -10,7 +10,7 @@ use super::clock::Clock;
 use super::consumer_group::{ConsumerGroup, Heartbeat, HeartbeatResult};
 use super::topic_metadata::TopicMetadata;
 use super::member::{JoinRequest, JoinResult, SyncRequest, SyncResult};
-use super::offsets_store::{partition_for, Durable, KeyValue, OffsetsStore};
+use super::offsets_store::{partition_for, Durable, KeyValue, Loaded, OffsetsStore, TxnProducer};
 use super::records::{self, CommittedOffset, OffsetsRecord};
 use super::Error;
 use crate::config::GroupConfig;
@@ -54,6 +54,9 @@ struct Inner {
     groups: HashMap<String, ClassicGroup>,
     consumer: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>,
+    /// Offsets committed inside a transaction, by (producer id, partition of
+    /// `__consumer_offsets`), until the transaction's marker lands in that partition.
+    pending_txn: HashMap<(i64, i32), Vec<(String, TopicPartition, CommittedOffset)>>,
     last_expiry_check: i64,
 }
 
@@ -87,7 +90,19 @@ impl GroupCoordinator {
         partition_for(group, self.cfg.offsets_topic_partitions)
     }
 
-    /// Replays one stored record (broker start).
+    /// Replays what loading `__consumer_offsets` found (broker start).
+    pub fn load(&self, entry: Loaded) {
+        match entry {
+            Loaded::Record { rec: OffsetsRecord::Offset { group, topic, partition, value: Some(v) }, txn: Some(pid) } => {
+                let slot = (pid, self.partition_of(&group));
+                self.lock().pending_txn.entry(slot).or_default().push((group, (topic, partition), v));
+            }
+            Loaded::Record { rec, .. } => self.replay(rec),
+            Loaded::Marker { partition, producer_id, commit } => self.complete_txn(partition, producer_id, commit),
+        }
+    }
+
+    /// Replays one stored record outside any transaction.
     pub fn replay(&self, rec: OffsetsRecord) {
         let now = self.now();
         let mut inner = self.lock();
@@ -128,7 +143,11 @@ impl GroupCoordinator {
 
     /// Writes the records of one group; logs and reports a failure as a retriable error.
     fn write(&self, group: &str, records: &[KeyValue], now: i64) -> Result<Durable, Error> {
-        self.store.append(self.partition_of(group), records, now).map_err(|e| {
+        self.write_txn(group, records, None, now)
+    }
+
+    fn write_txn(&self, group: &str, records: &[KeyValue], txn: Option<TxnProducer>, now: i64) -> Result<Durable, Error> {
+        self.store.append(self.partition_of(group), records, txn, now).map_err(|e| {
             tracing::error!(group, error = %e, "writing to __consumer_offsets failed; check the log directory");
             Error::CoordinatorNotAvailable
         })
@@ -282,31 +301,11 @@ impl GroupCoordinator {
         let durable = {
             let now = self.now();
             let mut inner = self.lock();
-            let consumer_check = inner.consumer.get(group_id).map(|g| g.validate_member(member_id, generation_id, stale));
-            match inner.groups.get_mut(group_id) {
-                _ if consumer_check.is_some() => {
-                    if let Some(e) = consumer_check.flatten() {
-                        return Err(e);
-                    }
-                }
-                Some(g) => {
-                    if let Some(e) = g.validate_commit(member_id, instance_id, generation_id, now) {
-                        return Err(e);
-                    }
-                }
-                None if generation_id < 0 => {
-                    inner.groups.insert(group_id.to_string(), ClassicGroup::new(group_id, now));
-                }
-                None => return Err(Error::IllegalGeneration),
-            }
+            Self::check_committer(&mut inner, group_id, member_id, instance_id, generation_id, stale, now)?;
             if offsets.is_empty() {
                 return Ok(());
             }
-            let recs: Vec<KeyValue> = offsets
-                .iter()
-                .map(|((t, p), v)| (records::offset_key(group_id, t, *p), Some(records::offset_value(v))))
-                .collect();
-            let durable = self.write(group_id, &recs, now)?;
+            let durable = self.write(group_id, &Self::offset_records(group_id, &offsets), now)?;
             let stored = inner.offsets.entry(group_id.to_string()).or_default();
             stored.extend(offsets);
             durable
@@ -315,6 +314,107 @@ impl GroupCoordinator {
             None => Ok(()),
             Some(e) => Err(e),
         }
+    }
+
+    /// TxnOffsetCommit: the offsets are written into `__consumer_offsets` as part of the
+    /// producer's transaction and take effect when its commit marker lands there (an
+    /// abort drops them). The caller has checked the producer with the transaction
+    /// coordinator.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_txn_offsets(
+        &self,
+        group_id: &str,
+        producer: TxnProducer,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    ) -> Result<(), Error> {
+        if let Some(e) = Self::validate_group_id(group_id) {
+            return Err(e);
+        }
+        let durable = {
+            let now = self.now();
+            let mut inner = self.lock();
+            Self::check_committer(&mut inner, group_id, member_id, instance_id, generation_id, Error::IllegalGeneration, now)?;
+            if offsets.is_empty() {
+                return Ok(());
+            }
+            let durable = self.write_txn(group_id, &Self::offset_records(group_id, &offsets), Some(producer), now)?;
+            let slot = (producer.0, self.partition_of(group_id));
+            let pending = inner.pending_txn.entry(slot).or_default();
+            pending.extend(offsets.into_iter().map(|(tp, v)| (group_id.to_string(), tp, v)));
+            durable
+        };
+        match Self::settle(Ok(durable)).await {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// The marker of `producer_id`'s transaction landed in `partition` of
+    /// `__consumer_offsets`: its offsets there take effect (commit) or are dropped.
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        let mut inner = self.lock();
+        let Some(pending) = inner.pending_txn.remove(&(producer_id, partition)) else { return };
+        if !commit {
+            return;
+        }
+        let now = self.now();
+        for (group, tp, v) in pending {
+            if !inner.groups.contains_key(&group) && !inner.consumer.contains_key(&group) {
+                inner.groups.insert(group.clone(), ClassicGroup::new(&group, now));
+            }
+            inner.offsets.entry(group).or_default().insert(tp, v);
+        }
+    }
+
+    /// Partitions of the group with offsets waiting for a transaction to end (OffsetFetch
+    /// with require_stable answers UNSTABLE_OFFSET_COMMIT for them).
+    pub fn unstable_partitions(&self, group_id: &str) -> Vec<TopicPartition> {
+        let inner = self.lock();
+        let slot_partition = self.partition_of(group_id);
+        inner
+            .pending_txn
+            .iter()
+            .filter(|((_, p), _)| *p == slot_partition)
+            .flat_map(|(_, list)| list.iter().filter(|(g, _, _)| g == group_id).map(|(_, tp, _)| tp.clone()))
+            .collect()
+    }
+
+    /// Who may commit: a member of the current generation (or epoch), or anyone with
+    /// generation -1 when the group has no members (an offset-only group is created).
+    #[allow(clippy::too_many_arguments)]
+    fn check_committer(
+        inner: &mut Inner,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        stale: Error,
+        now: i64,
+    ) -> Result<(), Error> {
+        if let Some(g) = inner.consumer.get(group_id) {
+            return match g.validate_member(member_id, generation_id, stale) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+        }
+        match inner.groups.get_mut(group_id) {
+            Some(g) => match g.validate_commit(member_id, instance_id, generation_id, now) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            },
+            None if generation_id < 0 => {
+                inner.groups.insert(group_id.to_string(), ClassicGroup::new(group_id, now));
+                Ok(())
+            }
+            None => Err(Error::IllegalGeneration),
+        }
+    }
+
+    fn offset_records(group_id: &str, offsets: &[(TopicPartition, CommittedOffset)]) -> Vec<KeyValue> {
+        offsets.iter().map(|((t, p), v)| (records::offset_key(group_id, t, *p), Some(records::offset_value(v)))).collect()
     }
 
     /// Committed offsets of a group: of the partitions asked for, or all of them.

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::coordinator::clock::ManualClock;
-use crate::coordinator::offsets_store::Durable;
+use crate::coordinator::offsets_store::{Durable, TxnProducer};
 use crate::coordinator::topic_metadata::StaticTopics;
 use std::io;
 
@@ -11,7 +11,7 @@ use std::io;
 struct MemoryStore(Mutex<Vec<(i32, KeyValue)>>);
 
 impl OffsetsStore for MemoryStore {
-    fn append(&self, partition: i32, records: &[KeyValue], _now: i64) -> io::Result<Durable> {
+    fn append(&self, partition: i32, records: &[KeyValue], _txn: Option<TxnProducer>, _now: i64) -> io::Result<Durable> {
         self.0.lock().unwrap().extend(records.iter().cloned().map(|r| (partition, r)));
         Ok(Durable::done())
     }

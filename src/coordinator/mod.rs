@@ -9,6 +9,7 @@ pub mod classic_group;
 pub mod clock;
 pub mod consumer_group;
 pub mod group_coordinator;
+pub mod internal_topic;
 pub mod member;
 pub mod offsets_store;
 pub mod producer_id_manager;

@@ -186,7 +186,7 @@ fn load_groups(logs: Arc<LogManager>, cfg: crate::config::GroupConfig) -> anyhow
     let started = std::time::Instant::now();
     let store = Arc::new(LogOffsetsStore::new(logs.clone(), cfg.offsets_topic_partitions, cfg.offsets_topic_segment_bytes));
     let coordinator = GroupCoordinator::new(cfg, Arc::new(SystemClock), store.clone(), logs);
-    let records = store.load(|rec| coordinator.replay(rec))?;
+    let records = store.load(|entry| coordinator.load(entry))?;
     coordinator.finish_loading();
     if records > 0 {
         tracing::info!(records, groups = coordinator.list().len(), ms = started.elapsed().as_millis() as u64, "loaded consumer groups");

@@ -186,7 +186,7 @@ impl Log {
                         let n = body.len().min(h.size - HEADER_LEN);
                         seg.file().read_exact_at(&mut body[..n], pos + HEADER_LEN as u64)?;
                         if let Some(kind) = batch::control_type(&body[..n]) {
-                            self.producers.complete_txn(h.producer_id, h.base_offset, kind == batch::CONTROL_COMMIT);
+                            self.producers.complete_txn(h.producer_id, h.producer_epoch, h.base_offset, kind == batch::CONTROL_COMMIT);
                         }
                     } else {
                         self.producers.update(&h, h.base_offset, h.max_timestamp);
@@ -211,7 +211,7 @@ impl Log {
             Err(AppendError::Io(e)) => return Err(e),
             Err(e) => unreachable!("markers skip producer checks: {e}"),
         };
-        self.producers.complete_txn(producer_id, offset, commit);
+        self.producers.complete_txn(producer_id, producer_epoch, offset, commit);
         Ok(offset)
     }
 

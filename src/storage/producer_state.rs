@@ -105,6 +105,10 @@ impl ProducerStateManager {
         if h.producer_epoch < entry.epoch {
             return Err(ProducerError::InvalidEpoch { producer_id: h.producer_id, epoch: h.producer_epoch, current: entry.epoch });
         }
+        if h.base_sequence < 0 {
+            // A coordinator's write (transactional offsets): no sequence to check.
+            return Ok(ProducerCheck::Append);
+        }
         if h.producer_epoch > entry.epoch {
             if h.base_sequence != 0 {
                 return Err(ProducerError::OutOfOrder(format!(
@@ -140,6 +144,9 @@ impl ProducerStateManager {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
+        if h.base_sequence < 0 {
+            return; // a coordinator's write carries no sequence to remember
+        }
         entry.batches.push_back(BatchMetadata {
             first_seq: h.base_sequence,
             last_seq: h.last_sequence(),
@@ -160,7 +167,17 @@ impl ProducerStateManager {
     }
 
     /// A commit or abort marker of `producer_id` at `marker_offset` ends its transaction.
-    pub fn complete_txn(&mut self, producer_id: i64, marker_offset: i64, commit: bool) {
+    /// A marker of a newer epoch (the coordinator fenced the producer) moves the producer
+    /// to that epoch, so writes of the old epoch are refused from then on.
+    pub fn complete_txn(&mut self, producer_id: i64, producer_epoch: i16, marker_offset: i64, commit: bool) {
+        if let Some(entry) = self.producers.get_mut(&producer_id) {
+            if producer_epoch > entry.epoch {
+                entry.epoch = producer_epoch;
+                entry.batches.clear();
+            }
+        } else if producer_epoch >= 0 {
+            self.producers.insert(producer_id, ProducerStateEntry { epoch: producer_epoch, batches: Default::default() });
+        }
         if let Some(first_offset) = self.ongoing.remove(&producer_id) {
             if !commit {
                 self.aborted.push(AbortedTxn { producer_id, first_offset, last_offset: marker_offset });
@@ -364,6 +381,28 @@ mod tests {
     }
 
     #[test]
+    fn a_marker_of_a_newer_epoch_fences_the_old_one() {
+        let mut s = ProducerStateManager::default();
+        let mut h = header(5, 0, 0, 2);
+        h.attributes |= crate::storage::batch::ATTR_TRANSACTIONAL;
+        s.update(&h, 10, 0);
+        s.complete_txn(5, 1, 12, false); // the coordinator aborted with the bumped epoch
+        assert!(matches!(s.check(&header(5, 0, 2, 1)), Err(ProducerError::InvalidEpoch { current: 1, .. })));
+        assert_eq!(s.check(&header(5, 1, 0, 1)), Ok(ProducerCheck::Append));
+    }
+
+    #[test]
+    fn coordinator_writes_without_sequence_are_not_deduplicated() {
+        let mut s = ProducerStateManager::default();
+        let mut h = header(5, 0, -1, 3);
+        h.attributes |= crate::storage::batch::ATTR_TRANSACTIONAL;
+        s.update(&h, 0, 0);
+        assert_eq!(s.check(&h), Ok(ProducerCheck::Append), "a second offset commit of the transaction");
+        s.complete_txn(5, 1, 3, true);
+        assert!(matches!(s.check(&header(5, 0, -1, 1)), Err(ProducerError::InvalidEpoch { .. })), "old epochs stay fenced");
+    }
+
+    #[test]
     fn transactions_give_the_stable_offset_and_the_aborted_list() {
         let mut s = ProducerStateManager::default();
         let mut h = header(5, 0, 0, 2);
@@ -373,9 +412,9 @@ mod tests {
         h2.attributes |= crate::storage::batch::ATTR_TRANSACTIONAL;
         s.update(&h2, 12, 0);
         assert_eq!(s.first_unstable_offset(), Some(10));
-        s.complete_txn(5, 13, false);
+        s.complete_txn(5, 0, 13, false);
         assert_eq!(s.first_unstable_offset(), Some(12));
-        s.complete_txn(6, 14, true);
+        s.complete_txn(6, 0, 14, true);
         assert_eq!(s.first_unstable_offset(), None);
         assert_eq!(s.aborted_between(0, 100), vec![AbortedTxn { producer_id: 5, first_offset: 10, last_offset: 13 }]);
         assert!(s.aborted_between(14, 100).is_empty());
