@@ -132,6 +132,14 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     b("group.consumer.heartbeat.interval.ms", Some("5000"), Int, "Heartbeat interval given to KIP-848 consumer group members."),
     b("group.consumer.assignors", Some("uniform,range"), List, "Server-side assignors of KIP-848 consumer groups; the first is the default."),
     b("group.consumer.max.size", Some("2147483647"), Int, "Largest number of members in one KIP-848 consumer group."),
+    b("transaction.state.log.num.partitions", Some("50"), Int, "Partitions of __transaction_state."),
+    b("transaction.state.log.segment.bytes", Some("104857600"), Int, "Segment size of __transaction_state."),
+    b("transaction.state.log.replication.factor", Some("1"), Short, "Reported for tools; one node keeps one copy."),
+    b("transaction.state.log.min.isr", Some("1"), Int, "Reported for tools; one node keeps one copy."),
+    b("transaction.max.timeout.ms", Some("900000"), Int, "Largest transaction.timeout.ms a producer may ask for (INVALID_TRANSACTION_TIMEOUT above it)."),
+    b("transactional.id.expiration.ms", Some("604800000"), Int, "A transactional id idle this long, with no open transaction, is forgotten."),
+    b("transaction.abort.timed.out.transaction.cleanup.interval.ms", Some("10000"), Int, "How often open transactions are checked against their timeout and aborted."),
+    b("transaction.remove.expired.transaction.cleanup.interval.ms", Some("3600000"), Int, "How often expired transactional ids are removed."),
 ];
 
 const fn t(

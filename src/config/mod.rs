@@ -7,11 +7,13 @@
 
 pub mod defs;
 pub mod group_config;
+pub mod txn_config;
 mod listener;
 pub mod log_config;
 
 pub use defs::{ConfigType, BROKER_KEYS, TOPIC_KEYS};
 pub use group_config::GroupConfig;
+pub use txn_config::TransactionConfig;
 pub use listener::{Listener, ListenerSet};
 pub use log_config::{CleanupPolicy, LogConfig, TimestampType};
 
@@ -53,6 +55,7 @@ pub struct BrokerConfig {
     pub flush_scheduler_interval_ms: u64,
     pub offsets_topic_num_partitions: i32,
     pub group: GroupConfig,
+    pub txn: TransactionConfig,
     /// The topic-level defaults every topic starts from.
     pub log: LogConfig,
 }
@@ -92,6 +95,7 @@ impl BrokerConfig {
             flush_scheduler_interval_ms: 0,
             offsets_topic_num_partitions: 50,
             group: GroupConfig::placeholder(),
+            txn: TransactionConfig::placeholder(),
             log: LogConfig::default(),
         };
         cfg.node_id = match cfg.explicit.get("broker.id") {
@@ -134,6 +138,7 @@ impl BrokerConfig {
         cfg.offsets_topic_num_partitions = cfg.positive("offsets.topic.num.partitions")? as i32;
         cfg.log = LogConfig::resolve(&cfg, &BTreeMap::new())?;
         cfg.group = GroupConfig::from_broker(&cfg)?;
+        cfg.txn = TransactionConfig::from_broker(&cfg)?;
         Ok(cfg)
     }
 

@@ -369,6 +369,14 @@ impl GroupCoordinator {
         }
     }
 
+    /// Creates `__consumer_offsets` (and so the partition) if this is its first use.
+    pub fn ensure_offsets_partition(&self, partition: i32) -> Result<(), Error> {
+        self.store.ensure_partition(partition).map_err(|e| {
+            tracing::error!(error = %e, "cannot create __consumer_offsets; check the log directory");
+            Error::CoordinatorNotAvailable
+        })
+    }
+
     /// Partitions of the group with offsets waiting for a transaction to end (OffsetFetch
     /// with require_stable answers UNSTABLE_OFFSET_COMMIT for them).
     pub fn unstable_partitions(&self, group_id: &str) -> Vec<TopicPartition> {

@@ -15,6 +15,9 @@ pub mod offsets_store;
 pub mod producer_id_manager;
 pub mod records;
 pub mod topic_metadata;
+pub mod transaction_coordinator;
+pub mod txn_store;
+pub mod txn_log;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use group_coordinator::GroupCoordinator;

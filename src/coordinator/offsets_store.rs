@@ -20,6 +20,11 @@ pub trait OffsetsStore: Send + Sync + 'static {
     /// Must not block on I/O beyond a write into the page cache: the coordinator calls it
     /// under its lock.
     fn append(&self, partition: i32, records: &[KeyValue], txn: Option<TxnProducer>, now_ms: i64) -> io::Result<Durable>;
+
+    /// Makes sure the partition exists (a transaction's marker will go there).
+    fn ensure_partition(&self, _partition: i32) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What loading `__consumer_offsets` finds.
@@ -54,5 +59,9 @@ impl LogOffsetsStore {
 impl OffsetsStore for LogOffsetsStore {
     fn append(&self, partition: i32, records: &[KeyValue], txn: Option<TxnProducer>, now_ms: i64) -> io::Result<Durable> {
         self.0.append(partition, records, txn, now_ms)
+    }
+
+    fn ensure_partition(&self, partition: i32) -> io::Result<()> {
+        self.0.partition(partition).map(|_| ())
     }
 }

@@ -1,5 +1,5 @@
-//! FindCoordinator: this node coordinates every group. Transactions are not coordinated
-//! yet (COORDINATOR_NOT_AVAILABLE, which clients retry); share groups are not served.
+//! FindCoordinator: this node coordinates every group and every transactional id; share
+//! groups are not served.
 
 use super::{str_bytes, Ctx, Error, Outcome};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -13,8 +13,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> Outcome {
     let node = ctx.node_id();
     let answer = |key_type: i8| -> Result<(), (Error, &'static str)> {
         match key_type {
-            GROUP => Ok(()),
-            TRANSACTION => Err((Error::CoordinatorNotAvailable, "transactions are not served by this broker yet")),
+            GROUP | TRANSACTION => Ok(()),
             _ => Err((Error::InvalidRequest, "unknown coordinator key type")),
         }
     };

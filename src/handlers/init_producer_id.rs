@@ -1,21 +1,30 @@
-//! InitProducerId for idempotent producers: a fresh producer id at epoch 0 (Kafka gives a
-//! non-transactional producer a new id even when it names its old one). Transactional
-//! ids wait for the transaction coordinator: COORDINATOR_NOT_AVAILABLE until then.
+//! InitProducerId. Without a transactional id: a fresh producer id at epoch 0 (Kafka gives
+//! a non-transactional producer a new id even when it names its old one). With one: the
+//! transaction coordinator's producer for that id, its epoch bumped (KIP-98, KIP-360).
 
-use super::{Ctx, Error, Outcome};
+use super::{fenced_as, Ctx, Error, Outcome};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+const FENCED_SINCE: i16 = 4;
+
 pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> Outcome {
-    let resp = if req.transactional_id.is_some() {
-        InitProducerIdResponse::default().with_error_code(Error::CoordinatorNotAvailable.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
-    } else {
-        match ctx.state.producer_ids.next_id() {
-            Ok(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reserve producer ids; check the log directory");
-                InitProducerIdResponse::default().with_error_code(Error::KafkaStorageError.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
+    let result = match req.transactional_id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => {
+            let expected = (ctx.version >= 3 && req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+            let r = ctx.state.txns.init_producer_id(id, req.transaction_timeout_ms, expected).await;
+            if let Err(e) = &r {
+                tracing::debug!(transactional_id = %id.as_str(), error = ?e, "InitProducerId refused");
             }
+            r.map_err(|e| fenced_as(e, ctx.version, FENCED_SINCE))
         }
+        None => ctx.state.producer_ids.next_id().map(|id| (id, 0)).map_err(|e| {
+            tracing::error!(error = %e, "cannot reserve producer ids; check the log directory");
+            Error::KafkaStorageError
+        }),
+    };
+    let resp = match result {
+        Ok((id, epoch)) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch),
+        Err(e) => InitProducerIdResponse::default().with_error_code(e.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
     };
     ctx.respond(&resp)
 }

@@ -2,6 +2,8 @@
 //! a request frame and routes it. Handlers reach storage only through `LogManager` and
 //! `Partition`.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -17,6 +19,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 mod empty_admin;
+mod end_txn;
 mod fetch;
 mod fetch_response;
 mod find_coordinator;
@@ -34,6 +37,8 @@ mod offset_for_leader_epoch;
 mod produce;
 mod single_node_admin;
 mod sync_group;
+mod transactions_admin;
+mod txn_offset_commit;
 mod unsupported;
 pub mod versions;
 
@@ -174,6 +179,12 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::IncrementalAlterConfigs => serve!(alter_configs::handle_incremental),
         ApiKey::DeleteRecords => serve!(delete_records),
         ApiKey::InitProducerId => serve!(init_producer_id),
+        ApiKey::AddPartitionsToTxn => serve!(add_partitions_to_txn),
+        ApiKey::AddOffsetsToTxn => serve!(add_offsets_to_txn),
+        ApiKey::TxnOffsetCommit => serve!(txn_offset_commit),
+        ApiKey::EndTxn => serve!(end_txn),
+        ApiKey::DescribeTransactions => serve!(transactions_admin::describe),
+        ApiKey::ListTransactions => serve!(transactions_admin::list),
         ApiKey::DescribeProducers => serve!(describe_producers),
         ApiKey::DescribeLogDirs => serve!(describe_log_dirs),
         ApiKey::ElectLeaders => serve!(single_node_admin::elect_leaders),
@@ -192,6 +203,16 @@ pub fn check_leader_epoch(current_leader_epoch: i32) -> Option<Error> {
         e if e < 0 || e == crate::LEADER_EPOCH => None,
         e if e > crate::LEADER_EPOCH => Some(Error::UnknownLeaderEpoch),
         _ => Some(Error::FencedLeaderEpoch),
+    }
+}
+
+/// PRODUCER_FENCED (KIP-588) is answered as INVALID_PRODUCER_EPOCH to request versions
+/// older than `since`, which predate it.
+pub fn fenced_as(e: Error, version: i16, since: i16) -> Error {
+    if e == Error::ProducerFenced && version < since {
+        Error::InvalidProducerEpoch
+    } else {
+        e
     }
 }
 

@@ -1,7 +1,7 @@
 //! OffsetFetch: committed offsets of one group (v1–7) or many (v8+), of the partitions
 //! asked for or of all the group has (topics = null). Unknown offsets are -1.
 
-use super::{str_bytes, Ctx, Outcome};
+use super::{str_bytes, Ctx, Error, Outcome};
 use crate::coordinator::group_coordinator::TopicPartition;
 use crate::coordinator::records::CommittedOffset;
 use kafka_protocol::messages::offset_fetch_response::*;
@@ -44,6 +44,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> Outcome {
             ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect()
         });
         let rows = groups.fetch_offsets(&req.group_id, wanted.as_deref());
+        let unstable = if v >= 7 && req.require_stable { groups.unstable_partitions(&req.group_id) } else { Vec::new() };
         let topics = by_topic(rows)
             .into_iter()
             .map(|(t, parts)| {
@@ -51,12 +52,14 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> Outcome {
                     parts
                         .into_iter()
                         .map(|(p, c)| {
-                            let (offset, epoch, metadata) = fields(&c);
+                            let pending = unstable.iter().any(|(ut, up)| *ut == t && *up == p);
+                            let (offset, epoch, metadata) = if pending { fields(&None) } else { fields(&c) };
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(if v >= 5 { epoch } else { -1 })
                                 .with_metadata(Some(str_bytes(&metadata)))
+                                .with_error_code(if pending { Error::UnstableOffsetCommit.code() } else { 0 })
                         })
                         .collect(),
                 )
@@ -79,6 +82,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> Outcome {
                 }
             }
             let rows = groups.fetch_offsets(&g.group_id, wanted.as_deref());
+            let unstable = if req.require_stable { groups.unstable_partitions(&g.group_id) } else { Vec::new() };
             tracing::debug!(group = %g.group_id.as_str(), member = ?g.member_id, epoch = g.member_epoch,
                 offsets = ?rows.iter().map(|((_, p), c)| (*p, c.as_ref().map(|c| c.offset))).collect::<Vec<_>>(), "offset fetch");
             OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(
@@ -89,12 +93,14 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> Outcome {
                             parts
                                 .into_iter()
                                 .map(|(p, c)| {
-                                    let (offset, epoch, metadata) = fields(&c);
+                                    let pending = unstable.iter().any(|(ut, up)| *ut == t && *up == p);
+                                    let (offset, epoch, metadata) = if pending { fields(&None) } else { fields(&c) };
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(p)
                                         .with_committed_offset(offset)
                                         .with_committed_leader_epoch(epoch)
                                         .with_metadata(Some(str_bytes(&metadata)))
+                                        .with_error_code(if pending { Error::UnstableOffsetCommit.code() } else { 0 })
                                 })
                                 .collect(),
                         )

@@ -11,6 +11,8 @@ mod zero_copy;
 use crate::config::BrokerConfig;
 use crate::coordinator::offsets_store::LogOffsetsStore;
 use crate::coordinator::producer_id_manager::ProducerIdManager;
+use crate::coordinator::transaction_coordinator::TransactionCoordinator;
+use crate::coordinator::txn_store::LogTxnEnv;
 use crate::coordinator::{GroupCoordinator, SystemClock};
 use crate::metrics::Metrics;
 use crate::storage::LogManager;
@@ -34,7 +36,8 @@ pub struct BrokerState {
     pub config: Arc<BrokerConfig>,
     pub logs: Arc<LogManager>,
     pub groups: Arc<GroupCoordinator>,
-    pub producer_ids: ProducerIdManager,
+    pub txns: Arc<TransactionCoordinator>,
+    pub producer_ids: Arc<ProducerIdManager>,
     pub metrics: Arc<Metrics>,
     pub advertised: Vec<Advertised>,
 }
@@ -67,6 +70,8 @@ impl Broker {
             let (logs, cfg) = (logs.clone(), config.group.clone());
             Arc::new(tokio::task::spawn_blocking(move || load_groups(logs, cfg)).await??)
         };
+        let producer_ids = Arc::new(ProducerIdManager::new(&config.log_dir));
+        let txns = load_transactions(logs.clone(), &config, groups.clone(), producer_ids.clone()).await?;
         let mut listeners = Vec::new();
         let mut advertised = Vec::new();
         let mut local_addrs = Vec::new();
@@ -80,8 +85,7 @@ impl Broker {
             local_addrs.push(local);
             listeners.push((l.name.clone(), listener));
         }
-        let producer_ids = ProducerIdManager::new(&config.log_dir);
-        let state = Arc::new(BrokerState { config: config.clone(), logs, groups, producer_ids, metrics: Arc::new(Metrics::default()), advertised });
+        let state = Arc::new(BrokerState { config: config.clone(), logs, groups, txns, producer_ids, metrics: Arc::new(Metrics::default()), advertised });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         for (name, listener) in listeners {
@@ -194,6 +198,31 @@ fn load_groups(logs: Arc<LogManager>, cfg: crate::config::GroupConfig) -> anyhow
     Ok(coordinator)
 }
 
+/// Builds the transaction coordinator, replays `__transaction_state` into it and
+/// finishes transactions a stop interrupted between their Prepare and Complete records.
+async fn load_transactions(
+    logs: Arc<LogManager>,
+    config: &BrokerConfig,
+    groups: Arc<GroupCoordinator>,
+    producer_ids: Arc<ProducerIdManager>,
+) -> anyhow::Result<Arc<TransactionCoordinator>> {
+    let started = std::time::Instant::now();
+    let env = Arc::new(LogTxnEnv::new(logs, &config.txn, groups, producer_ids));
+    let coordinator = Arc::new(TransactionCoordinator::new(config.txn.clone(), Arc::new(SystemClock), env.clone()));
+    let records = {
+        let (env, c) = (env.clone(), coordinator.clone());
+        tokio::task::spawn_blocking(move || env.load(&c)).await??
+    };
+    coordinator
+        .finish_loading()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot complete interrupted transactions: {e:?}; check the log directory"))?;
+    if records > 0 {
+        tracing::info!(records, transactional_ids = coordinator.list().len(), ms = started.elapsed().as_millis() as u64, "loaded transactions");
+    }
+    Ok(coordinator)
+}
+
 /// Retention, time-based flushes, checkpoint files and group timers, each on its own interval.
 async fn background(state: Arc<BrokerState>, cancel: CancellationToken) {
     let mut retention = tokio::time::interval(Duration::from_millis(state.config.retention_check_interval_ms));
@@ -220,7 +249,10 @@ async fn background(state: Arc<BrokerState>, cancel: CancellationToken) {
                     }
                 }
             }
-            _ = group_timers.tick() => state.groups.tick(),
+            _ = group_timers.tick() => {
+                state.groups.tick();
+                state.txns.tick().await;
+            }
             _ = checkpoint.tick() => {
                 let logs = state.logs.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || logs.checkpoint()).await {

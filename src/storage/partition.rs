@@ -130,10 +130,16 @@ impl Partition {
     }
 
     /// Writes a transaction marker and wakes fetches (the stable offset may have moved).
-    pub fn append_marker(&self, producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32) -> io::Result<i64> {
-        let offset = self.log().append_marker(producer_id, producer_epoch, commit, coordinator_epoch, now_ms())?;
+    /// Returns its offset and whether the flush policy now asks for an fsync.
+    pub fn append_marker(&self, producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32) -> io::Result<(i64, bool)> {
+        let now = now_ms();
+        let (offset, flush_due) = {
+            let mut log = self.log();
+            let offset = log.append_marker(producer_id, producer_epoch, commit, coordinator_epoch, now)?;
+            (offset, log.flush_due(now))
+        };
         self.notify();
-        Ok(offset)
+        Ok((offset, flush_due))
     }
 
     /// A receiver that changes whenever the log end offset moves.

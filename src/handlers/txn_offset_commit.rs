@@ -1,0 +1,65 @@
+//! TxnOffsetCommit: offsets of a consume-transform-produce loop, written into
+//! `__consumer_offsets` inside the producer's transaction; they take effect when the
+//! transaction commits. The producer is checked with the transaction coordinator, the
+//! member (when given, v3+) with the group coordinator.
+
+use super::{code, fenced_as, Ctx, Error, Outcome};
+use crate::coordinator::records::CommittedOffset;
+use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+const FENCED_SINCE: i16 = 3;
+
+pub async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> Outcome {
+    let groups = &ctx.state.groups;
+    let now = groups.now();
+    let max_metadata = groups.config().offset_metadata_max_bytes;
+    let mut verdicts: Vec<Vec<(i32, Option<Error>)>> = Vec::new();
+    let mut commits = Vec::new();
+    for t in &req.topics {
+        let topic = ctx.state.logs.topic(&t.name);
+        let mut row = Vec::new();
+        for p in &t.partitions {
+            let metadata = p.committed_metadata.as_deref().unwrap_or("");
+            let early = if topic.as_ref().and_then(|t| t.partition(p.partition_index)).is_none() {
+                Some(Error::UnknownTopicOrPartition)
+            } else if metadata.len() > max_metadata {
+                Some(Error::OffsetMetadataTooLarge)
+            } else {
+                let leader_epoch = if ctx.version >= 2 { p.committed_leader_epoch } else { -1 };
+                let value = CommittedOffset { offset: p.committed_offset, leader_epoch, metadata: metadata.to_string(), commit_timestamp: now };
+                commits.push(((t.name.to_string(), p.partition_index), value));
+                None
+            };
+            row.push((p.partition_index, early));
+        }
+        verdicts.push(row);
+    }
+    let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+    let result = match ctx.state.txns.validate_producer(&req.transactional_id, pid, epoch) {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let member = if ctx.version >= 3 { req.member_id.as_str() } else { "" };
+            let generation = if ctx.version >= 3 { req.generation_id } else { -1 };
+            let instance = if ctx.version >= 3 { req.group_instance_id.as_deref() } else { None };
+            groups.commit_txn_offsets(&req.group_id, (pid, epoch), member, instance, generation, commits).await
+        }
+    };
+    if let Err(e) = &result {
+        tracing::debug!(group = %req.group_id.as_str(), transactional_id = %req.transactional_id.as_str(), error = ?e, "TxnOffsetCommit refused");
+    }
+    let failure = result.err().map(|e| fenced_as(e, ctx.version, FENCED_SINCE));
+    let topics = req
+        .topics
+        .iter()
+        .zip(verdicts)
+        .map(|(t, row)| {
+            let partitions = row
+                .into_iter()
+                .map(|(p, early)| TxnOffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(code(early.or(failure))))
+                .collect();
+            TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    ctx.respond(&TxnOffsetCommitResponse::default().with_topics(topics))
+}
