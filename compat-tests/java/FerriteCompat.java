@@ -201,6 +201,86 @@ public class FerriteCompat {
             return dirs.get(0).keySet().iterator().next();
         });
 
+        String txnTopic = unique("java-txn");
+        String txnId = unique("java-tx");
+        check("transactions", () -> {
+            admin.createTopics(List.of(new NewTopic(txnTopic, 2, (short) 1))).all().get();
+            Properties pp = props();
+            pp.put("transactional.id", txnId);
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+                p.initTransactions();
+                p.beginTransaction();
+                for (int i = 0; i < 30; i++) p.send(new ProducerRecord<>(txnTopic, i % 2, "k" + i, "committed-" + i));
+                p.commitTransaction();
+                p.beginTransaction();
+                for (int i = 0; i < 20; i++) p.send(new ProducerRecord<>(txnTopic, i % 2, "k" + i, "aborted-" + i));
+                p.flush();
+                p.abortTransaction();
+            }
+            Properties cp = props();
+            cp.put("isolation.level", "read_committed");
+            try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+                List<TopicPartition> tps = List.of(new TopicPartition(txnTopic, 0), new TopicPartition(txnTopic, 1));
+                c.assign(tps);
+                c.seekToBeginning(tps);
+                List<ConsumerRecord<String, String>> got = drain(c, 30);
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofSeconds(1))) got.add(r);
+                require(got.size() == 30, "30 committed records, got " + got.size());
+                require(got.stream().allMatch(r -> r.value().startsWith("committed-")), "no aborted record");
+                Map<TopicPartition, Long> end = c.endOffsets(tps);
+                require(end.values().stream().mapToLong(Long::longValue).sum() == 30 + 20 + 4, "end offsets count records and markers: " + end);
+            }
+            return "30 committed, 20 aborted";
+        });
+
+        check("transactions.consume_transform_produce", () -> {
+            String out = unique("java-ctp-out");
+            String ctpGroup = unique("java-ctp");
+            admin.createTopics(List.of(new NewTopic(out, 1, (short) 1))).all().get();
+            Properties pp = props();
+            pp.put("transactional.id", unique("java-ctp-tx"));
+            Properties cp = props();
+            cp.put("group.id", ctpGroup);
+            cp.put("isolation.level", "read_committed");
+            cp.put("enable.auto.commit", "false");
+            cp.put("auto.offset.reset", "earliest");
+            if (kip848) cp.put("group.protocol", "consumer");
+            int moved = 0;
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer());
+                 KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+                p.initTransactions();
+                c.subscribe(List.of(txnTopic));
+                long deadline = System.currentTimeMillis() + 60_000;
+                while (moved < 30 && System.currentTimeMillis() < deadline) {
+                    ConsumerRecords<String, String> rs = c.poll(Duration.ofMillis(200));
+                    if (rs.isEmpty()) continue;
+                    p.beginTransaction();
+                    Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                    for (ConsumerRecord<String, String> r : rs) {
+                        p.send(new ProducerRecord<>(out, 0, r.key(), r.value().replace("committed-", "out-")));
+                        offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                        moved++;
+                    }
+                    p.sendOffsetsToTransaction(offsets, c.groupMetadata());
+                    p.commitTransaction();
+                }
+            }
+            require(moved == 30, "30 records moved, got " + moved);
+            Map<TopicPartition, OffsetAndMetadata> committed = admin.listConsumerGroupOffsets(ctpGroup).partitionsToOffsetAndMetadata().get();
+            long total = 0;
+            for (OffsetAndMetadata o : committed.values()) total += o.offset();
+            require(total >= 30, "offsets committed with the transactions: " + committed);
+            return moved + " records, offsets " + committed.values().stream().map(OffsetAndMetadata::offset).toList();
+        });
+
+        check("admin.transactions", () -> {
+            Collection<TransactionListing> listed = admin.listTransactions().all().get();
+            require(listed.stream().anyMatch(t -> t.transactionalId().equals(txnId)), "listed: " + listed);
+            TransactionDescription d = admin.describeTransactions(List.of(txnId)).all().get().get(txnId);
+            require(d.state() == TransactionState.COMPLETE_ABORT, "last transaction aborted: " + d);
+            return d.state() + " epoch " + d.producerEpoch();
+        });
+
         check("admin.delete_topics", () -> {
             admin.deleteTopics(List.of(topic)).all().get();
             require(!admin.listTopics().names().get().contains(topic), "deleted");
