@@ -1,6 +1,6 @@
 """aiokafka (asyncio, its own protocol code): every codec round trip with keys, headers
 and timestamps, the idempotent producer, a consumer group with commits, and its admin
-client's topic and group calls."""
+client's topic and group calls, and transactions with read_committed."""
 
 import asyncio
 import uuid
@@ -90,4 +90,52 @@ def test_group_commits_and_admin(broker):
             assert described
         finally:
             await admin.close()
+    asyncio.run(run())
+
+
+def test_transactions_and_read_committed(broker):
+    async def run():
+        bs = broker["bootstrap"]
+        topic, group = unique("aio-txn"), unique("aio-txn-g")
+        await make_topic(bs, topic, 1)
+        p = AIOKafkaProducer(bootstrap_servers=bs, transactional_id=unique("aio-tx"))
+        await p.start()
+        try:
+            async with p.transaction():
+                for i in range(20):
+                    await p.send(topic, value=b"committed-%d" % i, partition=0)
+                await p.send_offsets_to_transaction({TopicPartition(topic, 0): 5}, group)
+            await p.begin_transaction()
+            for i in range(10):
+                await p.send_and_wait(topic, value=b"aborted-%d" % i, partition=0)
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+
+        async def read(isolation):
+            c = AIOKafkaConsumer(bootstrap_servers=bs, isolation_level=isolation, enable_auto_commit=False,
+                                 auto_offset_reset="earliest")
+            await c.start()
+            try:
+                c.assign([TopicPartition(topic, 0)])
+                await c.seek_to_beginning()
+                out = []
+                while True:
+                    batch = await c.getmany(timeout_ms=1500)
+                    if not batch:
+                        return out
+                    for msgs in batch.values():
+                        out.extend(m.value for m in msgs)
+            finally:
+                await c.stop()
+
+        assert await read("read_committed") == [b"committed-%d" % i for i in range(20)]
+        assert len(await read("read_uncommitted")) == 30
+        c = AIOKafkaConsumer(bootstrap_servers=bs, group_id=group, enable_auto_commit=False)
+        await c.start()
+        try:
+            assert await c.committed(TopicPartition(topic, 0)) == 5
+        finally:
+            await c.stop()
+
     asyncio.run(run())

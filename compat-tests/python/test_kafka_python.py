@@ -1,10 +1,10 @@
 """kafka-python (pure Python, its own protocol code): consumer groups with commits, a
-second member taking over, and KafkaAdminClient's group calls."""
+second member taking over, KafkaAdminClient's group calls, and the transactional producer."""
 
 import time
 import uuid
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
 
 
@@ -60,4 +60,39 @@ def test_group_consumers_commit_and_hand_over(broker):
     assert gid == group and err.errno == 0, err
     [(_, err)] = admin.delete_consumer_groups([group])
     assert err.errno == 69, err  # GROUP_ID_NOT_FOUND
+    admin.close()
+
+
+def test_transactional_producer_and_read_committed(broker):
+    bs = broker["bootstrap"]
+    topic, group = unique("kp-txn"), unique("kp-txn-g")
+    admin = KafkaAdminClient(bootstrap_servers=bs)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    p = KafkaProducer(bootstrap_servers=bs, transactional_id=unique("kp-tx"))
+    p.init_transactions()
+    p.begin_transaction()
+    for i in range(20):
+        p.send(topic, value=b"committed-%d" % i, partition=0)
+    p.send_offsets_to_transaction({TopicPartition(topic, 0): OffsetAndMetadata(7, "", -1)}, group)
+    p.commit_transaction()
+    p.begin_transaction()
+    for i in range(10):
+        p.send(topic, value=b"aborted-%d" % i, partition=0)
+    p.flush()
+    p.abort_transaction()
+    p.close()
+
+    def read(isolation):
+        c = KafkaConsumer(bootstrap_servers=bs, isolation_level=isolation, enable_auto_commit=False,
+                          auto_offset_reset="earliest", consumer_timeout_ms=3000)
+        c.assign([TopicPartition(topic, 0)])
+        got = [m.value for m in c]
+        c.close()
+        return got
+
+    committed = read("read_committed")
+    assert committed == [b"committed-%d" % i for i in range(20)]
+    assert len(read("read_uncommitted")) == 30
+    offsets = admin.list_consumer_group_offsets(group)
+    assert offsets[TopicPartition(topic, 0)].offset == 7, offsets
     admin.close()
