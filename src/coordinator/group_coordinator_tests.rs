@@ -74,3 +74,34 @@ async fn a_new_coordinator_replays_what_the_first_wrote() {
         store.0.lock().unwrap().iter().filter(|(_, (k, _))| records::decode(k, None).is_some_and(|r| matches!(r, OffsetsRecord::Offset { ref group, .. } if group == "a"))).map(|(p, _)| *p).collect();
     assert_eq!(parts.len(), 1);
 }
+
+#[tokio::test]
+async fn transactional_offsets_take_effect_at_the_commit_marker_also_on_replay() {
+    let clock = Arc::new(ManualClock::new(5_000));
+    let store = Arc::new(MemoryStore::default());
+    let c = coordinator(clock.clone(), store.clone());
+    let now = clock.now_ms();
+    c.commit_txn_offsets("g", (7, 0), "", None, -1, vec![(("t".into(), 0), offset(10, now))]).await.unwrap();
+    c.commit_txn_offsets("h", (8, 0), "", None, -1, vec![(("t".into(), 0), offset(20, now))]).await.unwrap();
+    assert!(c.fetch_offsets("g", None).is_empty(), "pending until the marker");
+    assert_eq!(c.unstable_partitions("g"), vec![("t".to_string(), 0)]);
+    let (pg, ph) = (partition_for("g", 50), partition_for("h", 50));
+    c.complete_txn(pg, 7, true);
+    c.complete_txn(ph, 8, false);
+    assert_eq!(c.fetch_offsets("g", None)[0].1.as_ref().map(|o| o.offset), Some(10));
+    assert!(c.unstable_partitions("g").is_empty());
+    assert!(c.fetch_offsets("h", None).is_empty(), "aborted offsets are dropped");
+    // Replayed from the log: records of a transaction, then its markers.
+    let replayed = coordinator(clock.clone(), Arc::new(MemoryStore::default()));
+    for (p, (k, v)) in store.0.lock().unwrap().iter() {
+        let rec = records::decode(k, v.as_deref()).unwrap();
+        let txn = if *p == pg { Some(7) } else { Some(8) };
+        replayed.load(Loaded::Record { rec, txn });
+    }
+    assert!(replayed.fetch_offsets("g", None).is_empty());
+    replayed.load(Loaded::Marker { partition: pg, producer_id: 7, commit: true });
+    replayed.load(Loaded::Marker { partition: ph, producer_id: 8, commit: false });
+    replayed.finish_loading();
+    assert_eq!(replayed.fetch_offsets("g", None), c.fetch_offsets("g", None));
+    assert!(replayed.fetch_offsets("h", None).is_empty());
+}
