@@ -49,6 +49,9 @@ pub struct GroupListing {
     pub group_type: &'static str,
 }
 
+/// An offset committed inside a transaction: (group, partition, offset).
+type PendingOffset = (String, TopicPartition, CommittedOffset);
+
 #[derive(Default)]
 struct Inner {
     groups: HashMap<String, ClassicGroup>,
@@ -56,7 +59,7 @@ struct Inner {
     offsets: HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>,
     /// Offsets committed inside a transaction, by (producer id, partition of
     /// `__consumer_offsets`), until the transaction's marker lands in that partition.
-    pending_txn: HashMap<(i64, i32), Vec<(String, TopicPartition, CommittedOffset)>>,
+    pending_txn: HashMap<(i64, i32), Vec<PendingOffset>>,
     last_expiry_check: i64,
 }
 

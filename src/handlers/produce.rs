@@ -95,8 +95,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
                 parts.push(error_response(data.index, unknown, None));
                 continue;
             };
-            if partition.topic == crate::coordinator::offsets_store::OFFSETS_TOPIC {
-                let msg = "clients cannot write to the internal topic __consumer_offsets".to_string();
+            let internal = [crate::coordinator::offsets_store::OFFSETS_TOPIC, crate::coordinator::transaction_coordinator::TXN_STATE_TOPIC];
+            if internal.contains(&partition.topic.as_str()) {
+                let msg = format!("clients cannot write to the internal topic {}", partition.topic);
                 parts.push(error_response(data.index, Error::InvalidTopicException, Some(msg)));
                 continue;
             }
