@@ -219,16 +219,19 @@ fn run_split_and_take_over(strategy: &str) {
 
 #[test]
 fn three_consumers_split_partitions_and_take_over_from_one_that_leaves() {
+    let _covers = covers(LIBRDKAFKA, &["groups"]);
     run_split_and_take_over("range");
 }
 
 #[test]
 fn cooperative_sticky_rebalances_incrementally() {
+    let _covers = covers(LIBRDKAFKA, &["groups"]);
     run_split_and_take_over("cooperative-sticky");
 }
 
 #[test]
 fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
+    let _covers = covers(LIBRDKAFKA, &["groups"]);
     let broker = ferrite::testing::EmbeddedBroker::start_with(FAST_GROUPS);
     let bs = broker.bootstrap();
     create_topic(&bs, "static", 4, &[]);
@@ -248,6 +251,7 @@ fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
 
 #[test]
 fn a_consumer_that_dies_is_removed_after_its_session_timeout() {
+    let _covers = covers(KCAT, &["groups"]);
     let broker = ferrite::testing::EmbeddedBroker::start_with(FAST_GROUPS);
     let bs = broker.bootstrap();
     create_topic(&bs, "dies", 4, &[]);
@@ -300,6 +304,7 @@ fn committed_offsets_survive(crash: bool) {
 
 #[test]
 fn group_resumes_at_committed_offsets_after_a_broker_restart() {
+    let _covers = covers(LIBRDKAFKA, &["groups"]);
     committed_offsets_survive(false);
 }
 
@@ -374,6 +379,7 @@ fn offset_delete_removes_offsets_of_unsubscribed_topics_only() {
 /// are unknown, rejoin, and carry on from the committed offsets with nothing lost.
 #[test]
 fn kip_848_group_carries_on_across_a_broker_restart() {
+    let _covers = covers(LIBRDKAFKA, &["groups.kip848"]);
     let mut cfg = FAST_GROUPS.to_vec();
     cfg.push(("group.consumer.heartbeat.interval.ms", "300"));
     let mut broker = ferrite::testing::EmbeddedBroker::start_with(&cfg);

@@ -81,6 +81,7 @@ fn proxy(listener: TcpListener, upstream: std::net::SocketAddr, every: usize, ma
 
 #[test]
 fn retried_batches_after_lost_answers_are_written_once_and_in_order() {
+    let _covers = covers(LIBRDKAFKA, &["idempotence"]);
     // The proxy listens first: the broker advertises its port, so every client connection
     // (metadata and produce) goes through it.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

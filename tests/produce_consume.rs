@@ -20,6 +20,7 @@ fn value(i: usize) -> Vec<u8> {
 
 #[test]
 fn round_trip_every_codec_byte_identical() {
+    let _covers = covers(LIBRDKAFKA, &["round_trip", "codecs"]);
     let broker = EmbeddedBroker::start();
     let bs = broker.bootstrap();
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
@@ -61,6 +62,7 @@ fn round_trip_every_codec_byte_identical() {
 
 #[test]
 fn concurrent_producers_many_partitions() {
+    let _covers = covers(LIBRDKAFKA, &["partitions"]);
     let broker = EmbeddedBroker::start();
     let bs = broker.bootstrap();
     let partitions = 24;
@@ -100,6 +102,7 @@ fn concurrent_producers_many_partitions() {
 
 #[test]
 fn offsets_for_times_finds_the_first_record_at_or_after() {
+    let _covers = covers(LIBRDKAFKA, &["by_time"]);
     let broker = EmbeddedBroker::start();
     let bs = broker.bootstrap();
     create_topic(&bs, "times", 1, &[]);

@@ -2,6 +2,9 @@
 //! deleted through its controller client, every codec round trip with keys, headers and
 //! timestamps, offsets (earliest, latest, by time) and DeleteRecords.
 
+mod common;
+
+use common::{covers, not_offered, RSKAFKA};
 use ferrite::testing::EmbeddedBroker;
 use rskafka::chrono::{TimeZone, Utc};
 use rskafka::client::partition::{Compression, OffsetAt, UnknownTopicHandling};
@@ -20,6 +23,15 @@ fn record(i: i64) -> Record {
 
 #[test]
 fn rskafka_round_trips_offsets_and_admin() {
+    let _covers = covers(RSKAFKA, &["round_trip", "codecs", "by_time", "admin.topics", "admin.delete_records"]);
+    not_offered(
+        RSKAFKA,
+        &[
+            ("groups", "rskafka has no consumer groups"),
+            ("idempotence", "rskafka has no idempotent producer"),
+            ("transactions", "rskafka has no transactional producer"),
+        ],
+    );
     // The in-process broker has its own runtime; the client runs on another.
     let broker = EmbeddedBroker::start();
     let bootstrap = broker.bootstrap();

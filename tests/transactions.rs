@@ -56,6 +56,7 @@ fn drain(bs: &str, isolation: &str, topic: &str, partitions: &[i32], expect: usi
 
 #[test]
 fn committed_records_are_seen_by_read_committed_and_aborted_ones_never() {
+    let _covers = covers(LIBRDKAFKA, &["transactions"]);
     let broker = EmbeddedBroker::start();
     let bs = broker.bootstrap();
     create_topic(&bs, "txn", 2, &[]);
@@ -91,6 +92,7 @@ fn committed_records_are_seen_by_read_committed_and_aborted_ones_never() {
 
 #[test]
 fn an_open_transaction_holds_the_stable_offset_until_it_ends() {
+    let _covers = covers(LIBRDKAFKA, &["transactions"]);
     let broker = EmbeddedBroker::start();
     let bs = broker.bootstrap();
     create_topic(&bs, "open", 1, &[]);
@@ -112,6 +114,7 @@ fn an_open_transaction_holds_the_stable_offset_until_it_ends() {
 
 #[test]
 fn consume_transform_produce_commits_offsets_with_the_output() {
+    let _covers = covers(LIBRDKAFKA, &["transactions"]);
     let broker = EmbeddedBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]);
     let bs = broker.bootstrap();
     create_topic(&bs, "ctp-in", 1, &[]);
@@ -171,6 +174,7 @@ fn consume_transform_produce_commits_offsets_with_the_output() {
 
 #[test]
 fn an_open_transaction_survives_a_restart_and_its_producer_commits_it() {
+    let _covers = covers(LIBRDKAFKA, &["transactions"]);
     let mut broker = EmbeddedBroker::start();
     let bs = broker.bootstrap();
     create_topic(&bs, "restart-commit", 1, &[]);
@@ -189,6 +193,7 @@ fn an_open_transaction_survives_a_restart_and_its_producer_commits_it() {
 
 #[test]
 fn a_new_instance_aborts_the_open_transaction_left_by_a_crash() {
+    let _covers = covers(LIBRDKAFKA, &["transactions"]);
     let mut broker = EmbeddedBroker::start();
     let bs = broker.bootstrap();
     create_topic(&bs, "restart-fence", 1, &[]);
@@ -211,6 +216,7 @@ fn a_new_instance_aborts_the_open_transaction_left_by_a_crash() {
 
 #[test]
 fn a_transaction_past_its_timeout_is_aborted_after_a_restart() {
+    let _covers = covers(LIBRDKAFKA, &["transactions"]);
     let mut broker = EmbeddedBroker::start_with(&[("transaction.abort.timed.out.transaction.cleanup.interval.ms", "200")]);
     let bs = broker.bootstrap();
     create_topic(&bs, "restart-timeout", 1, &[]);

@@ -1,5 +1,6 @@
 // The official Java client (kafka-clients) against a running Ferrite: one check per
-// capability, each printed as `RESULT <capability> PASS|FAIL <detail>`; exit 1 if any
+// capability, each printed as `RESULT <capabilities>[:<what>] PASS|FAIL <detail>` (the
+// capabilities, joined by `+`, are the compatibility matrix's columns); exit 1 if any
 // failed. Usage: java -cp <jars>:. FerriteCompat <bootstrap> [--kip848]
 import java.time.Duration;
 import java.util.*;
@@ -74,14 +75,14 @@ public class FerriteCompat {
         Admin admin = Admin.create(props());
 
         String topic = unique("java");
-        check("admin.create_describe_topics", () -> {
+        check("admin.topics:create_describe", () -> {
             admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1))).all().get(30, TimeUnit.SECONDS);
             TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
             require(d.partitions().size() == 3, "3 partitions: " + d);
             require(d.topicId() != null && !d.topicId().equals(Uuid.ZERO_UUID), "a topic id");
             return d.partitions().size() + " partitions";
         });
-        check("admin.describe_cluster", () -> {
+        check("admin.cluster", () -> {
             DescribeClusterResult r = admin.describeCluster();
             require(r.nodes().get().size() == 1, "one node");
             require(r.clusterId().get() != null, "a cluster id");
@@ -89,7 +90,7 @@ public class FerriteCompat {
         });
 
         for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
-            check("produce_consume." + codec, () -> {
+            check("round_trip+codecs+idempotence:" + codec, () -> {
                 String t = unique("java-" + codec);
                 admin.createTopics(List.of(new NewTopic(t, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
                 long ts = System.currentTimeMillis() - 1000;
@@ -116,7 +117,7 @@ public class FerriteCompat {
             });
         }
 
-        check("offsets_for_times", () -> {
+        check("by_time", () -> {
             String t = unique("java-times");
             admin.createTopics(List.of(new NewTopic(t, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
             try (KafkaProducer<String, String> p = producer("lz4")) {
@@ -134,7 +135,7 @@ public class FerriteCompat {
         });
 
         String group = unique("java-group");
-        check(kip848 ? "group.consumer_protocol" : "group.classic", () -> {
+        check(kip848 ? "groups.kip848" : "groups", () -> {
             try (KafkaProducer<String, String> p = producer("none")) {
                 for (int i = 0; i < 90; i++) p.send(new ProducerRecord<>(topic, i % 3, "k" + i, "v" + i));
                 p.flush();
@@ -186,7 +187,7 @@ public class FerriteCompat {
             return null;
         });
 
-        check("admin.partitions_and_records", () -> {
+        check("admin.topics+admin.delete_records:partitions_and_records", () -> {
             admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all().get();
             require(admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size() == 4, "4 partitions");
             admin.deleteRecords(Map.of(new TopicPartition(topic, 0), RecordsToDelete.beforeOffset(10))).all().get();
@@ -233,7 +234,7 @@ public class FerriteCompat {
             return "30 committed, 20 aborted";
         });
 
-        check("transactions.consume_transform_produce", () -> {
+        check("transactions:consume_transform_produce", () -> {
             String out = unique("java-ctp-out");
             String ctpGroup = unique("java-ctp");
             admin.createTopics(List.of(new NewTopic(out, 1, (short) 1))).all().get();
@@ -281,7 +282,7 @@ public class FerriteCompat {
             return d.state() + " epoch " + d.producerEpoch();
         });
 
-        check("admin.delete_topics", () -> {
+        check("admin.topics:delete", () -> {
             admin.deleteTopics(List.of(topic)).all().get();
             require(!admin.listTopics().names().get().contains(topic), "deleted");
             return null;

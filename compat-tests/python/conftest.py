@@ -49,3 +49,47 @@ def broker():
     assert proc.returncode == 0, err.decode()
     assert (Path(data) / ".kafka_cleanshutdown").exists(), "clean shutdown marker written"
     shutil.rmtree(data, ignore_errors=True)
+
+
+# ---- the compatibility matrix ----
+# A test declares what it shows with @pytest.mark.capability(client, capability, ...); its
+# outcome is appended to $FERRITE_RESULTS/python.jsonl (compat-tests/matrix builds the
+# README's table from these files). A module lists what its client does not offer in
+# NOT_OFFERED = {client: {capability: why}}.
+
+import json
+
+RESULTS = Path(os.environ.get("FERRITE_RESULTS", ROOT / "compat-tests" / ".work" / "results"))
+
+
+def record(client, capability, result, test, source="python"):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f"{source}.jsonl", "a") as f:
+        f.write(json.dumps({"client": client, "capability": capability, "result": result, "test": test}) + "\n")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "capability(client, *capabilities): what the test shows for the matrix")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" or (rep.when == "setup" and not rep.passed):
+        for m in item.iter_markers("capability"):
+            client, *caps = m.args
+            for cap in caps:
+                record(client, cap, "pass" if rep.passed else "fail", item.nodeid)
+
+
+def pytest_collection_finish(session):
+    seen = set()
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if module is None or module in seen:
+            continue
+        seen.add(module)
+        for client, caps in getattr(module, "NOT_OFFERED", {}).items():
+            for cap, why in caps.items():
+                record(client, cap, "not offered", why)

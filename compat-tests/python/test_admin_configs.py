@@ -15,6 +15,7 @@ def topic_configs(admin, topic):
     return admin.describe_configs([res])[res].result(timeout=15)
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "admin.configs")
 def test_incremental_and_full_alter_configs(broker):
     admin = AdminClient({"bootstrap.servers": broker["bootstrap"]})
     topic = f"cfg-{uuid.uuid4().hex[:8]}"

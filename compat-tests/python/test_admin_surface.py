@@ -22,6 +22,7 @@ def fresh_topic(broker, partitions=2, records=20):
     return admin, topic
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "admin.delete_records")
 def test_delete_records_moves_the_log_start(broker):
     admin, topic = fresh_topic(broker)
     fs = admin.delete_records([TopicPartition(topic, 0, 4), TopicPartition(topic, 1, -1)])

@@ -23,6 +23,7 @@ async def make_topic(bs, name, partitions):
         await admin.close()
 
 
+@pytest.mark.capability("aiokafka 0.14", "round_trip", "codecs", "idempotence")
 @pytest.mark.parametrize("codec", [None, "gzip", "snappy", "lz4", "zstd"])
 def test_round_trip(broker, codec):
     async def run():
@@ -55,6 +56,7 @@ def test_round_trip(broker, codec):
     asyncio.run(run())
 
 
+@pytest.mark.capability("aiokafka 0.14", "groups", "admin.groups", "admin.topics")
 def test_group_commits_and_admin(broker):
     async def run():
         bs = broker["bootstrap"]
@@ -93,6 +95,7 @@ def test_group_commits_and_admin(broker):
     asyncio.run(run())
 
 
+@pytest.mark.capability("aiokafka 0.14", "transactions")
 def test_transactions_and_read_committed(broker):
     async def run():
         bs = broker["bootstrap"]

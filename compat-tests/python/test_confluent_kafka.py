@@ -41,11 +41,13 @@ def consume(broker, topic, partitions, count, timeout=30):
     return out
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "round_trip", "codecs", "idempotence")
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_round_trip_with_keys_headers_and_codec(broker, codec):
     topic = unique(f"py-{codec}")
     create(broker, topic, partitions=2)
-    p = Producer({"bootstrap.servers": broker["bootstrap"], "compression.type": codec, "linger.ms": 5})
+    p = Producer({"bootstrap.servers": broker["bootstrap"], "compression.type": codec, "linger.ms": 5,
+                  "enable.idempotence": True})
     n = 1000
     for i in range(n):
         p.produce(topic, key=f"k{i}", value=f"v{i}" * (i % 50 + 1), partition=i % 2,
@@ -64,6 +66,27 @@ def test_round_trip_with_keys_headers_and_codec(broker, codec):
     assert len(seen) == n
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "partitions")
+def test_many_partitions_keep_key_order(broker):
+    topic = unique("py-many")
+    create(broker, topic, partitions=64)
+    p = Producer({"bootstrap.servers": broker["bootstrap"], "linger.ms": 5})
+    for i in range(6400):
+        p.produce(topic, key=b"k%d" % (i % 640), value=b"%d" % i)
+    assert p.flush(30) == 0
+    got = consume(broker, topic, list(range(64)), 6400)
+    assert len(got) == 6400
+    by_key = {}
+    for m in got:
+        by_key.setdefault(m.key(), []).append((m.partition(), int(m.value())))
+    for key, seen in by_key.items():
+        assert len({part for part, _ in seen}) == 1, f"{key} stays in one partition"
+        values = [v for _, v in seen]
+        assert values == sorted(values), f"{key} in order"
+    assert len({m.partition() for m in got}) > 32, "keys spread over the partitions"
+
+
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "admin.topics", "admin.configs")
 def test_admin_create_describe_delete(broker):
     a = admin(broker)
     topic = unique("py-admin")
@@ -103,6 +126,7 @@ def test_admin_create_describe_delete(broker):
     assert not [p for p in broker["data"].iterdir() if re.fullmatch(rf"{topic}-\d+", p.name)]
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "admin.cluster")
 def test_describe_cluster(broker):
     a = admin(broker)
     cluster = a.describe_cluster().result(15)
@@ -113,6 +137,7 @@ def test_describe_cluster(broker):
     assert (cluster.nodes[0].host, cluster.nodes[0].port) == (host, int(port))
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "by_time")
 def test_offsets_for_times_and_watermarks(broker):
     topic = unique("py-times")
     create(broker, topic)

@@ -1,10 +1,25 @@
 """The Go clients (Sarama and confluent-kafka-go, Debian's packaged sources) against the
-session's broker: compat-tests/go/run runs their `go test` suite, which must pass."""
+session's broker: compat-tests/go/run runs their `go test` suite, which must pass; each Go
+test's outcome is recorded for the matrix under the capabilities it shows."""
 
+import re
 import subprocess
 from pathlib import Path
 
+from conftest import record
+
 ROOT = Path(__file__).resolve().parents[2]
+SARAMA = "Sarama 1.22 (Go)"
+CKGO = "confluent-kafka-go 0.11.6 (Go)"
+COVERS = {
+    "TestSaramaAdminAndCodecs": (SARAMA, ["round_trip", "codecs", "admin.topics"]),
+    "TestSaramaConsumerGroup": (SARAMA, ["groups"]),
+    "TestConfluentProduceConsumeGroup": (CKGO, ["round_trip", "groups"]),
+}
+NOT_OFFERED = {
+    SARAMA: {"transactions": "Sarama 1.22 has no transactional producer"},
+    CKGO: {"transactions": "confluent-kafka-go 0.11.6 predates the transactions API"},
+}
 
 
 def test_go_clients(broker):
@@ -12,5 +27,9 @@ def test_go_clients(broker):
                           capture_output=True, text=True, timeout=1200)
     lines = [l for l in proc.stdout.splitlines() if l.startswith(("--- ", "ok", "FAIL", "PASS"))]
     print("\n".join(lines))
+    for outcome, name in re.findall(r"^--- (PASS|FAIL): (\w+)", proc.stdout, re.M):
+        client, caps = COVERS[name]
+        for cap in caps:
+            record(client, cap, "pass" if outcome == "PASS" else "fail", f"go test {name}", source="go")
     assert proc.returncode == 0 and "--- FAIL" not in proc.stdout, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert proc.stdout.count("--- PASS") >= 3

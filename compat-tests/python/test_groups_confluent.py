@@ -3,6 +3,8 @@ and committing, and the AdminClient's group calls (list with a state filter, des
 list/alter offsets, delete groups). confluent-kafka has no OffsetDelete call; the
 Rust raw-protocol tests cover it."""
 
+import pytest
+
 import time
 import uuid
 
@@ -34,6 +36,7 @@ def member(broker, group, topic):
     return c
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "groups")
 def test_two_members_split_a_topic_and_commit(broker):
     topic, admin = setup_topic(broker, 4, 200)
     group = unique("g")
@@ -77,6 +80,7 @@ def test_two_members_split_a_topic_and_commit(broker):
     a.close()
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "admin.groups")
 def test_admin_alters_deletes_offsets_and_groups(broker):
     from confluent_kafka import ConsumerGroupTopicPartitions
     topic, admin = setup_topic(broker, 2, 10)
@@ -115,6 +119,7 @@ def test_admin_alters_deletes_offsets_and_groups(broker):
     assert err is not None and "GROUP_ID_NOT_FOUND" in str(err)
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "groups.kip848")
 def test_kip848_consumer_protocol_group(broker):
     """group.protocol=consumer: the broker assigns (ConsumerGroupHeartbeat) and the
     AdminClient describes the group with ConsumerGroupDescribe."""

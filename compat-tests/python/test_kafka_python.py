@@ -4,6 +4,7 @@ second member taking over, KafkaAdminClient's group calls, and the transactional
 import time
 import uuid
 
+import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
 
@@ -12,6 +13,7 @@ def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.capability("kafka-python 2.3", "groups", "admin.groups")
 def test_group_consumers_commit_and_hand_over(broker):
     bs = broker["bootstrap"]
     topic, group = unique("kp"), unique("kpg")
@@ -63,6 +65,7 @@ def test_group_consumers_commit_and_hand_over(broker):
     admin.close()
 
 
+@pytest.mark.capability("kafka-python 2.3", "transactions")
 def test_transactional_producer_and_read_committed(broker):
     bs = broker["bootstrap"]
     topic, group = unique("kp-txn"), unique("kp-txn-g")

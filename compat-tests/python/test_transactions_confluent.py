@@ -48,6 +48,7 @@ def txn_producer(broker, tid, **extra):
     return p
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "transactions")
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_committed_visible_aborted_never(broker, codec):
     topic = unique(f"py-txn-{codec}")
@@ -74,6 +75,7 @@ def test_committed_visible_aborted_never(broker, codec):
     assert len(everything) == 350
 
 
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "transactions")
 def test_consume_transform_produce(broker):
     src, dst, group = unique("py-ctp-in"), unique("py-ctp-out"), unique("py-ctp")
     create(broker, src)

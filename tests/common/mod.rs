@@ -136,3 +136,54 @@ pub fn wait_for_port(addr: &str, timeout: Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+pub const LIBRDKAFKA: &str = "librdkafka 2.12 (rdkafka crate)";
+pub const KCAT: &str = "kcat (librdkafka 2.0.2)";
+pub const RSKAFKA: &str = "rskafka 0.6";
+
+/// Records for the compatibility matrix (`compat-tests/matrix`) that the running test
+/// shows `capabilities` of `client`: a pass when the guard is dropped normally, a failure
+/// when a panic drops it. Written only when `FERRITE_RESULTS` names a directory
+/// (`compat-tests/run-all` sets it), one JSON line per capability in `rust.jsonl`.
+pub struct Covers {
+    client: &'static str,
+    capabilities: &'static [&'static str],
+}
+
+pub fn covers(client: &'static str, capabilities: &'static [&'static str]) -> Covers {
+    Covers { client, capabilities }
+}
+
+/// Records that `client` does not offer these capabilities (with why), for the matrix.
+pub fn not_offered(client: &'static str, capabilities: &[(&str, &str)]) {
+    write_results(capabilities.iter().map(|(cap, why)| line(client, cap, "not offered", why)).collect());
+}
+
+fn line(client: &str, capability: &str, result: &str, test: &str) -> String {
+    let clean = |s: &str| s.replace(['"', '\\'], "");
+    format!(
+        "{{\"client\": \"{}\", \"capability\": \"{}\", \"result\": \"{result}\", \"test\": \"{}\"}}\n",
+        clean(client),
+        clean(capability),
+        clean(test)
+    )
+}
+
+fn write_results(lines: String) {
+    use std::io::Write;
+    let Some(dir) = std::env::var_os("FERRITE_RESULTS") else { return };
+    let _ = std::fs::create_dir_all(&dir);
+    let path = std::path::Path::new(&dir).join("rust.jsonl");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(lines.as_bytes()); // one append: lines of parallel tests do not mix
+    }
+}
+
+impl Drop for Covers {
+    fn drop(&mut self) {
+        let result = if std::thread::panicking() { "fail" } else { "pass" };
+        let current = std::thread::current();
+        let test = current.name().unwrap_or("?");
+        write_results(self.capabilities.iter().map(|cap| line(self.client, cap, result, test)).collect());
+    }
+}
