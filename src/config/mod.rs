@@ -6,12 +6,14 @@
 //! Unknown keys are warned about; a value of the wrong type is refused with the key named.
 
 pub mod defs;
+pub mod cleaner_config;
 pub mod group_config;
 pub mod txn_config;
 mod listener;
 pub mod log_config;
 
 pub use defs::{ConfigType, BROKER_KEYS, TOPIC_KEYS};
+pub use cleaner_config::CleanerConfig;
 pub use group_config::GroupConfig;
 pub use txn_config::TransactionConfig;
 pub use listener::{Listener, ListenerSet};
@@ -56,6 +58,7 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     pub group: GroupConfig,
     pub txn: TransactionConfig,
+    pub cleaner: CleanerConfig,
     /// The topic-level defaults every topic starts from.
     pub log: LogConfig,
 }
@@ -96,6 +99,7 @@ impl BrokerConfig {
             offsets_topic_num_partitions: 50,
             group: GroupConfig::placeholder(),
             txn: TransactionConfig::placeholder(),
+            cleaner: CleanerConfig::placeholder(),
             log: LogConfig::default(),
         };
         cfg.node_id = match cfg.explicit.get("broker.id") {
@@ -139,6 +143,7 @@ impl BrokerConfig {
         cfg.log = LogConfig::resolve(&cfg, &BTreeMap::new())?;
         cfg.group = GroupConfig::from_broker(&cfg)?;
         cfg.txn = TransactionConfig::from_broker(&cfg)?;
+        cfg.cleaner = CleanerConfig::from_broker(&cfg)?;
         Ok(cfg)
     }
 

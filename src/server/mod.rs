@@ -15,7 +15,7 @@ use crate::coordinator::transaction_coordinator::TransactionCoordinator;
 use crate::coordinator::txn_store::LogTxnEnv;
 use crate::coordinator::{GroupCoordinator, SystemClock};
 use crate::metrics::Metrics;
-use crate::storage::LogManager;
+use crate::storage::{LogCleaner, LogManager};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +38,7 @@ pub struct BrokerState {
     pub groups: Arc<GroupCoordinator>,
     pub txns: Arc<TransactionCoordinator>,
     pub producer_ids: Arc<ProducerIdManager>,
+    pub cleaner: Arc<LogCleaner>,
     pub metrics: Arc<Metrics>,
     pub advertised: Vec<Advertised>,
 }
@@ -85,7 +86,18 @@ impl Broker {
             local_addrs.push(local);
             listeners.push((l.name.clone(), listener));
         }
-        let state = Arc::new(BrokerState { config: config.clone(), logs, groups, txns, producer_ids, metrics: Arc::new(Metrics::default()), advertised });
+        let cleaner = Arc::new(LogCleaner::new(logs.clone(), config.cleaner.clone())?);
+        cleaner.start();
+        let state = Arc::new(BrokerState {
+            config: config.clone(),
+            logs,
+            groups,
+            txns,
+            producer_ids,
+            cleaner,
+            metrics: Arc::new(Metrics::default()),
+            advertised,
+        });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         for (name, listener) in listeners {
@@ -131,6 +143,8 @@ impl Broker {
         if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await.is_err() {
             tracing::warn!("connections did not finish within 10 s; shutting down anyway");
         }
+        let cleaner = self.state.cleaner.clone();
+        tokio::task::spawn_blocking(move || cleaner.shutdown()).await?;
         let logs = self.state.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown()).await??;
         tracing::info!("ferrite stopped cleanly");

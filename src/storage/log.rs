@@ -15,6 +15,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[path = "log_swap.rs"]
+pub mod swap;
+
 /// A byte range of a segment file to be sent as it is.
 #[derive(Clone, Debug)]
 pub struct FileSlice {
@@ -86,14 +89,12 @@ impl Log {
     /// recovers segments that may hold unflushed data.
     pub fn open(dir: &Path, config: LogConfig, opts: LoadOptions) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        swap::complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(base) = parse_segment_name(&name) {
+            if let Some(base) = parse_segment_name(&name.to_string_lossy()) {
                 bases.push(base);
-            } else if name.ends_with(".deleted") || name.ends_with(".cleaned") {
-                let _ = std::fs::remove_file(dir.join(&*name));
             }
         }
         bases.sort_unstable();

@@ -3,8 +3,10 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 mod index_file;
 pub mod log;
+pub mod log_cleaner;
 pub mod log_manager;
 mod offset_index;
 pub mod partition;
@@ -13,5 +15,6 @@ pub mod segment;
 mod time_index;
 
 pub use log::{FileSlice, ReadError};
+pub use log_cleaner::LogCleaner;
 pub use log_manager::{LogManager, Topic, TopicError};
 pub use partition::Partition;
