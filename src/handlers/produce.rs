@@ -47,6 +47,18 @@ fn append(partition: &Partition, data: &PartitionProduceData, metrics: &Metrics)
         Ok(b) => b,
         Err(e) => return (error_response(index, batch_error(&e), Some(e.to_string())), None),
     };
+    if partition.log().config().cleanup_policy.compact {
+        for (b, h) in &batches {
+            match batch::all_records_keyed(b, h) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let msg = format!("compacted topic {} cannot accept a record without a key", partition.topic);
+                    return (error_response(index, Error::InvalidRecord, Some(msg)), None);
+                }
+                Err(e) => return (error_response(index, batch_error(&e), Some(e.to_string())), None),
+            }
+        }
+    }
     match partition.append(&batches) {
         Ok((info, flush)) => {
             if info.duplicate {

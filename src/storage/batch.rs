@@ -159,6 +159,8 @@ pub fn read_varint(buf: &mut &[u8]) -> Option<i64> {
 pub struct RecordInfo {
     pub offset_delta: i64,
     pub timestamp_delta: i64,
+    /// The record's key is not null.
+    pub has_key: bool,
 }
 
 /// Walks the records of an uncompressed batch body (the bytes after the 61-byte header),
@@ -177,12 +179,27 @@ pub fn walk_records(mut body: &[u8], count: i32, mut visit: impl FnMut(RecordInf
         record = &record[1..]; // attributes (int8)
         let timestamp_delta = read_varint(&mut record).ok_or(BatchError::Invalid("record timestamp is truncated"))?;
         let offset_delta = read_varint(&mut record).ok_or(BatchError::Invalid("record offset is truncated"))?;
-        visit(RecordInfo { offset_delta, timestamp_delta });
+        let key_len = read_varint(&mut record).ok_or(BatchError::Invalid("record key length is truncated"))?;
+        visit(RecordInfo { offset_delta, timestamp_delta, has_key: key_len >= 0 });
     }
     if !body.is_empty() {
         return Err(BatchError::Invalid("bytes left after the last record"));
     }
     Ok(())
+}
+
+/// Whether every record of the batch has a key (compacted topics refuse keyless records,
+/// as Kafka's LogValidator does). Compressed batches are decompressed to look.
+pub fn all_records_keyed(batch: &[u8], h: &BatchHeader) -> Result<bool, BatchError> {
+    if h.compression() == 0 {
+        let mut keyed = true;
+        walk_records(&batch[HEADER_LEN..], h.record_count, |r| keyed &= r.has_key)?;
+        return Ok(keyed);
+    }
+    let mut bytes = bytes::Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+        .map_err(|_| BatchError::Invalid("the compressed records cannot be read"))?;
+    Ok(set.records.iter().all(|r| r.key.is_some()))
 }
 
 /// Validates one batch as a producer sent it, as Kafka's LogValidator does for magic 2.

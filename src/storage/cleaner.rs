@@ -66,6 +66,9 @@ pub struct CleanStats {
     pub records_kept: u64,
     pub segments_before: usize,
     pub segments_after: usize,
+    /// When the oldest tombstone kept by this pass may be removed (its segment is then
+    /// older than `delete.retention.ms`): the log needs another pass by then.
+    pub tombstones_due: Option<i64>,
 }
 
 /// Each key's last offset in the dirty section (Kafka's OffsetMap), bounded in memory.
@@ -145,6 +148,7 @@ fn clean_batch(
     buf: Vec<u8>,
     map: &OffsetMap,
     drop_tombstones: bool,
+    tombstone_due: i64,
     aborted_txns: &[AbortedTxn],
     stats: &mut CleanStats,
 ) -> io::Result<Option<Vec<u8>>> {
@@ -165,6 +169,9 @@ fn clean_batch(
         })
         .collect();
     stats.records_kept += kept.len() as u64;
+    if kept.iter().any(|r| r.value.is_none()) {
+        stats.tombstones_due = Some(stats.tombstones_due.map_or(tombstone_due, |d| d.min(tombstone_due)));
+    }
     if kept.is_empty() {
         return Ok(None);
     }
@@ -215,7 +222,15 @@ fn group_by_size(segs: &[SegmentView], max_bytes: u64) -> Vec<Vec<SegmentView>> 
 
 /// One cleaning pass over `part` from `first_dirty`. Returns the next first dirty offset
 /// and what was done, or `None` when nothing below the uncleanable offset is dirty.
-pub fn clean(part: &Partition, first_dirty: i64, dedupe_bytes: usize, throttle: &Throttle, now_ms: i64) -> io::Result<Option<(i64, CleanStats)>> {
+/// `force` cleans the clean section even when nothing is dirty (tombstones came due).
+pub fn clean(
+    part: &Partition,
+    first_dirty: i64,
+    force: bool,
+    dedupe_bytes: usize,
+    throttle: &Throttle,
+    now_ms: i64,
+) -> io::Result<Option<(i64, CleanStats)>> {
     let (config, segs, end, dir, aborted_txns) = {
         let log = part.log();
         let end = log.first_uncleanable_offset(now_ms);
@@ -224,7 +239,7 @@ pub fn clean(part: &Partition, first_dirty: i64, dedupe_bytes: usize, throttle: 
     };
     let Some(first) = segs.first() else { return Ok(None) };
     let first_dirty = first_dirty.max(first.base);
-    if segs.last().is_none_or(|s| s.next_offset <= first_dirty) {
+    if segs.last().is_none_or(|s| s.next_offset <= first_dirty) && !force {
         return Ok(None);
     }
     let (map, clean_end) = build_offset_map(&segs, first_dirty, end, dedupe_bytes, throttle)?;
@@ -237,12 +252,13 @@ pub fn clean(part: &Partition, first_dirty: i64, dedupe_bytes: usize, throttle: 
         let mut out = std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path)?);
         for seg in &group {
             let drop_tombstones = seg.largest_timestamp < horizon;
+            let tombstone_due = seg.largest_timestamp.saturating_add(config.delete_retention_ms).saturating_add(1);
             let mut pos = 0;
             while let Some((h, buf)) = read_batch(seg, pos)? {
                 pos += h.size as u64;
                 stats.bytes_read += h.size as u64;
                 throttle.account(h.size as u64);
-                if let Some(kept) = clean_batch(&h, buf, &map, drop_tombstones, &aborted_txns, &mut stats)? {
+                if let Some(kept) = clean_batch(&h, buf, &map, drop_tombstones, tombstone_due, &aborted_txns, &mut stats)? {
                     debug_assert!(kept.len() >= HEADER_LEN);
                     out.write_all(&kept)?;
                     stats.bytes_written += kept.len() as u64;

@@ -110,7 +110,7 @@ fn cleaning_keeps_one_value_per_key_at_its_offset() {
         let before = contents(&part);
         let want = latest(&part);
         let size_before = part.log().size_bytes();
-        let (next_dirty, stats) = clean(&part, 0, 1 << 20, &no_throttle(), 20_000).unwrap().expect("dirty");
+        let (next_dirty, stats) = clean(&part, 0, false, 1 << 20, &no_throttle(), 20_000).unwrap().expect("dirty");
         assert_eq!(next_dirty, 200);
         let after = contents(&part);
         assert_eq!(after.len(), 20, "{compression:?}: one record per key");
@@ -131,7 +131,7 @@ fn cleaning_keeps_one_value_per_key_at_its_offset() {
         s.file.read_exact_at(&mut hdr, s.position).unwrap();
         assert_eq!(BatchHeader::parse(&hdr).unwrap().compression(), compression as i16);
         // A second pass with nothing new to do does nothing.
-        assert!(clean(&part, next_dirty, 1 << 20, &no_throttle(), 20_000).unwrap().is_none());
+        assert!(clean(&part, next_dirty, false, 1 << 20, &no_throttle(), 20_000).unwrap().is_none());
         // And it all holds after a reopen.
         drop(part);
         let part = open(dir.path());
@@ -146,7 +146,7 @@ fn a_partly_kept_batch_is_re_encoded_with_its_codec() {
     append(&part, &[("a", Some("1")), ("b", Some("1")), ("c", Some("1"))], 1000, Compression::Zstd);
     append(&part, &[("b", Some("2"))], 1001, Compression::None);
     part.log().roll(2000).unwrap();
-    clean(&part, 0, 1 << 20, &no_throttle(), 3000).unwrap().unwrap();
+    clean(&part, 0, false, 1 << 20, &no_throttle(), 3000).unwrap().unwrap();
     let got = contents(&part);
     assert_eq!(got.keys().copied().collect::<Vec<_>>(), vec![0, 2, 3]);
     let s = part.read(0, 1 << 20, true).unwrap().0.unwrap();
@@ -164,13 +164,13 @@ fn tombstones_stay_for_delete_retention_then_go() {
     append(&part, &[("a", None)], 2_000, Compression::None);
     part.log().roll(3_000).unwrap();
     // Cleaned within delete.retention.ms of the tombstone: it stays, the old value goes.
-    clean(&part, 0, 1 << 20, &no_throttle(), 10_000).unwrap().unwrap();
+    clean(&part, 0, false, 1 << 20, &no_throttle(), 10_000).unwrap().unwrap();
     assert_eq!(latest(&part), BTreeMap::from([("a".into(), None), ("b".into(), Some("1".into()))]));
     assert_eq!(contents(&part).len(), 2);
     // Once its segment is older than delete.retention.ms, the next pass removes it.
     append(&part, &[("c", Some("1"))], 100_000, Compression::None);
     part.log().roll(100_000).unwrap();
-    clean(&part, 3, 1 << 20, &no_throttle(), 100_000).unwrap().unwrap();
+    clean(&part, 3, false, 1 << 20, &no_throttle(), 100_000).unwrap().unwrap();
     assert_eq!(latest(&part), BTreeMap::from([("b".into(), Some("1".into())), ("c".into(), Some("1".into()))]));
 }
 
@@ -180,7 +180,7 @@ fn the_active_segment_is_never_cleaned() {
     let part = open(dir.path());
     append(&part, &[("a", Some("1"))], 1000, Compression::None);
     append(&part, &[("a", Some("2"))], 1001, Compression::None);
-    assert!(clean(&part, 0, 1 << 20, &no_throttle(), 5000).unwrap().is_none(), "only the active segment");
+    assert!(clean(&part, 0, false, 1 << 20, &no_throttle(), 5000).unwrap().is_none(), "only the active segment");
     assert_eq!(contents(&part).len(), 2);
 }
 
@@ -197,7 +197,7 @@ fn a_crash_at_any_swap_step_leaves_every_latest_value() {
             std::fs::write(dir.path().join(segment::file_name(0, CLEANED)), b"partial").unwrap();
         } else {
             CRASH_AFTER_STEP.with(|c| c.set(step));
-            let err = clean(&part, 0, 1 << 20, &no_throttle(), 20_000).expect_err("the injected crash");
+            let err = clean(&part, 0, false, 1 << 20, &no_throttle(), 20_000).expect_err("the injected crash");
             CRASH_AFTER_STEP.with(|c| c.set(0));
             assert!(err.to_string().contains("injected crash"), "{err}");
         }
@@ -216,7 +216,7 @@ fn a_crash_at_any_swap_step_leaves_every_latest_value() {
             .collect();
         assert!(leftovers.is_empty(), "step {step}: {leftovers:?}");
         // And cleaning completes afterwards.
-        clean(&part, 0, 1 << 20, &no_throttle(), 20_000).unwrap();
+        clean(&part, 0, false, 1 << 20, &no_throttle(), 20_000).unwrap();
         assert_eq!(contents(&part).len(), 20, "step {step}");
     }
 }

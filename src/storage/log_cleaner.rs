@@ -39,6 +39,8 @@ struct Shared {
     throttle: Throttle,
     checkpoint_path: PathBuf,
     first_dirty: Mutex<checkpoint::Offsets>,
+    /// Logs holding tombstones, and when the oldest of them may go.
+    tombstones_due: Mutex<checkpoint::Offsets>,
     busy: Mutex<HashSet<TopicPartition>>,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -61,6 +63,7 @@ impl LogCleaner {
             cfg,
             checkpoint_path,
             first_dirty: Mutex::new(first_dirty),
+            tombstones_due: Mutex::new(checkpoint::Offsets::new()),
             busy: Mutex::new(HashSet::new()),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -115,8 +118,10 @@ impl Drop for LogCleaner {
     }
 }
 
-/// Cleanable bytes and the dirty share of them, for a compacted log.
-fn dirtiness(part: &Partition, first_dirty: i64, now: i64) -> Option<(f64, bool)> {
+/// How much a compacted log needs cleaning: the dirty share of its cleanable bytes and
+/// whether it is due — dirty enough, dirty records waiting past `max.compaction.lag.ms`,
+/// or tombstones past `delete.retention.ms` (`tombstones_due`).
+fn dirtiness(part: &Partition, first_dirty: i64, tombstones_due: Option<i64>, now: i64) -> Option<(f64, bool)> {
     let log = part.log();
     let config = log.config();
     if !config.cleanup_policy.compact {
@@ -127,11 +132,13 @@ fn dirtiness(part: &Partition, first_dirty: i64, now: i64) -> Option<(f64, bool)
     let total: u64 = segs.iter().map(|s| s.size).sum();
     let dirty: Vec<_> = segs.iter().filter(|s| s.next_offset > first_dirty).collect();
     let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
-    if total == 0 || dirty_bytes == 0 {
+    if total == 0 {
         return None;
     }
+    let ratio = dirty_bytes as f64 / total as f64;
     let overdue = dirty.first().is_some_and(|s| s.largest_timestamp >= 0 && now.saturating_sub(s.largest_timestamp) > config.max_compaction_lag_ms);
-    Some((dirty_bytes as f64 / total as f64, overdue || dirty_bytes as f64 / total as f64 >= config.min_cleanable_dirty_ratio))
+    let tombstones = tombstones_due.is_some_and(|due| due <= now);
+    Some((ratio, (dirty_bytes > 0 && (overdue || ratio >= config.min_cleanable_dirty_ratio)) || tombstones))
 }
 
 impl Shared {
@@ -162,6 +169,7 @@ impl Shared {
         let now = now_ms();
         let picked = {
             let first_dirty = self.first_dirty.lock().unwrap_or_else(|e| e.into_inner());
+            let due = self.tombstones_due.lock().unwrap_or_else(|e| e.into_inner());
             let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
             let mut best: Option<(f64, Arc<Partition>, i64)> = None;
             for topic in self.logs.topics() {
@@ -172,7 +180,7 @@ impl Shared {
                     }
                     // A checkpoint past the log end belongs to a deleted topic of that name.
                     let from = first_dirty.get(&key).copied().filter(|o| *o <= part.offsets().high_watermark).unwrap_or(0);
-                    if let Some((ratio, true)) = dirtiness(part, from, now) {
+                    if let Some((ratio, true)) = dirtiness(part, from, due.get(&key).copied(), now) {
                         if best.as_ref().is_none_or(|b| ratio > b.0) {
                             best = Some((ratio, part.clone(), from));
                         }
@@ -186,13 +194,24 @@ impl Shared {
         let (part, from) = picked;
         let key = (part.topic.clone(), part.index);
         let limit = self.cfg.dedupe_buffer_size / self.cfg.threads.max(1);
-        let result = cleaner::clean(&part, from, limit, &self.throttle, now);
+        let force = self.tombstones_due.lock().unwrap_or_else(|e| e.into_inner()).get(&key).is_some_and(|d| *d <= now);
+        let result = cleaner::clean(&part, from, force, limit, &self.throttle, now);
         self.busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-        let Some((next_dirty, stats)) = result? else { return Ok(None) };
+        let Some((next_dirty, stats)) = result? else {
+            self.tombstones_due.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            return Ok(None);
+        };
         self.metrics.passes.fetch_add(1, Ordering::Relaxed);
         self.metrics.bytes_read.fetch_add(stats.bytes_read, Ordering::Relaxed);
         self.metrics.bytes_written.fetch_add(stats.bytes_written, Ordering::Relaxed);
         tracing::debug!(topic = %key.0, partition = key.1, next_dirty, ?stats, "cleaned");
+        {
+            let mut due = self.tombstones_due.lock().unwrap_or_else(|e| e.into_inner());
+            match stats.tombstones_due {
+                Some(d) => due.insert(key.clone(), d),
+                None => due.remove(&key),
+            };
+        }
         self.checkpoint(key, next_dirty)?;
         Ok(Some(stats))
     }
