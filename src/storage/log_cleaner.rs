@@ -223,3 +223,45 @@ impl Shared {
         checkpoint::write(&self.checkpoint_path, &map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CleanupPolicy, LogConfig};
+    use crate::storage::batch::test_support::batch;
+    use crate::storage::batch::validate_produced;
+    use crate::storage::log::{LoadOptions, Log};
+
+    fn partition(dir: &std::path::Path, config: LogConfig) -> Partition {
+        let opts = LoadOptions { clean_shutdown: false, recovery_point: 0, log_start_offset: 0, now_ms: now_ms() };
+        let part = Partition::new("t", 0, Log::open(dir, config, opts).unwrap());
+        for ts in [1_000, 2_000] {
+            let b = batch(&[b"x"], ts);
+            part.append(&[(&b[..], validate_produced(&b, usize::MAX).unwrap())]).unwrap();
+            part.log().roll(0).unwrap();
+        }
+        part
+    }
+
+    #[test]
+    fn due_by_dirty_ratio_by_max_lag_or_by_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let compact = CleanupPolicy { delete: false, compact: true };
+        let lazy = LogConfig { cleanup_policy: compact, min_cleanable_dirty_ratio: 0.9, ..LogConfig::default() };
+        let part = partition(dir.path(), lazy.clone());
+        // Half the cleanable bytes are dirty: below a 0.9 ratio.
+        let (ratio, due) = dirtiness(&part, 1, None, 3_000).unwrap();
+        assert!((ratio - 0.5).abs() < 0.01 && !due);
+        assert!(dirtiness(&part, 0, None, 3_000).unwrap().1, "all dirty");
+        assert!(dirtiness(&part, 1, Some(2_999), 3_000).unwrap().1, "tombstones due");
+        assert!(!dirtiness(&part, 1, Some(3_001), 3_000).unwrap().1, "tombstones not yet due");
+        drop(part);
+        let dir = tempfile::tempdir().unwrap();
+        let overdue = LogConfig { max_compaction_lag_ms: 500, ..lazy };
+        let part = partition(dir.path(), overdue);
+        assert!(!dirtiness(&part, 1, None, 2_400).unwrap().1, "dirty records 400 ms old");
+        assert!(dirtiness(&part, 1, None, 2_600).unwrap().1, "dirty records past max.compaction.lag.ms");
+        let dir = tempfile::tempdir().unwrap();
+        assert!(dirtiness(&partition(dir.path(), LogConfig::default()), 0, None, 3_000).is_none(), "not compacted");
+    }
+}
