@@ -1,12 +1,9 @@
 //! DescribeCluster: this node is the whole cluster, broker and controller.
 
-use super::metadata::OPS_OMITTED;
+use super::metadata::{CLUSTER_OPS_ALL, OPS_OMITTED};
 use super::{str_bytes, Ctx, Outcome};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
-
-/// Every cluster operation granted (no ACLs are enforced).
-const CLUSTER_OPS_ALL: i32 = 0b1111_1111_1000;
 
 pub async fn handle(ctx: &Ctx<'_>, req: DescribeClusterRequest) -> Outcome {
     let adv = ctx.state.advertised_for(&ctx.conn.listener);

@@ -13,6 +13,8 @@ use std::sync::Arc;
 pub const OPS_OMITTED: i32 = i32::MIN;
 /// Every topic operation (READ..DESCRIBE_CONFIGS) granted: no ACLs are enforced.
 const TOPIC_OPS_ALL: i32 = 0b1111_1111_1000;
+/// Every cluster operation granted (no ACLs are enforced).
+pub const CLUSTER_OPS_ALL: i32 = 0b1111_1111_1000;
 
 pub fn describe_topic(topic: &Topic, node: i32, ops: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
@@ -92,7 +94,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> Outcome {
             .with_port(adv.port as i32)])
         .with_cluster_id(Some(str_bytes(&ctx.state.logs.cluster_id)))
         .with_controller_id(BrokerId(node))
-        .with_cluster_authorized_operations(OPS_OMITTED)
+        // Metadata v8–10 carry the cluster's operations when asked (DescribeCluster since).
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations { CLUSTER_OPS_ALL } else { OPS_OMITTED })
         .with_topics(topics);
     ctx.respond(&resp)
 }
