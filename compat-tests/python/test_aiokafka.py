@@ -7,7 +7,17 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic, RecordsToDelete
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+AIO = "aiokafka 0.14"
+NOT_OFFERED = {
+    AIO: {
+        "groups.kip848": "aiokafka 0.14 speaks only the classic group protocol",
+        "admin.log_dirs": "aiokafka 0.14's admin client has no DescribeLogDirs",
+        "admin.transactions": "aiokafka 0.14 has no DescribeTransactions/ListTransactions",
+    }
+}
 
 
 def unique(prefix):
@@ -23,7 +33,7 @@ async def make_topic(bs, name, partitions):
         await admin.close()
 
 
-@pytest.mark.capability("aiokafka 0.14", "round_trip", "codecs", "idempotence")
+@pytest.mark.capability(AIO, "round_trip", "codecs", "idempotence")
 @pytest.mark.parametrize("codec", [None, "gzip", "snappy", "lz4", "zstd"])
 def test_round_trip(broker, codec):
     async def run():
@@ -56,7 +66,7 @@ def test_round_trip(broker, codec):
     asyncio.run(run())
 
 
-@pytest.mark.capability("aiokafka 0.14", "groups", "admin.groups", "admin.topics")
+@pytest.mark.capability(AIO, "groups", "admin.groups", "admin.topics")
 def test_group_commits_and_admin(broker):
     async def run():
         bs = broker["bootstrap"]
@@ -95,7 +105,7 @@ def test_group_commits_and_admin(broker):
     asyncio.run(run())
 
 
-@pytest.mark.capability("aiokafka 0.14", "transactions")
+@pytest.mark.capability(AIO, "transactions")
 def test_transactions_and_read_committed(broker):
     async def run():
         bs = broker["bootstrap"]
@@ -141,4 +151,73 @@ def test_transactions_and_read_committed(broker):
         finally:
             await c.stop()
 
+    asyncio.run(run())
+
+
+@pytest.mark.capability(AIO, "partitions", "by_time")
+def test_many_partitions_and_offsets_by_time(broker):
+    async def run():
+        bs = broker["bootstrap"]
+        topic = unique("aio-many")
+        await make_topic(bs, topic, 32)
+        p = AIOKafkaProducer(bootstrap_servers=bs, linger_ms=5)
+        await p.start()
+        try:
+            for i in range(3200):
+                await p.send(topic, value=b"%d" % i, partition=i % 32, timestamp_ms=10_000 + i)
+            await p.flush()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(bootstrap_servers=bs, enable_auto_commit=False, auto_offset_reset="earliest")
+        await c.start()
+        try:
+            tps = [TopicPartition(topic, i) for i in range(32)]
+            c.assign(tps)
+            await c.seek_to_beginning()
+            seen = set()
+            while len(seen) < 3200:
+                batch = await asyncio.wait_for(c.getmany(timeout_ms=500), 30)
+                for msgs in batch.values():
+                    seen.update((m.partition, m.offset) for m in msgs)
+            assert {part for part, _ in seen} == set(range(32))
+            found = await c.offsets_for_times({TopicPartition(topic, 5): 10_100})
+            assert found[TopicPartition(topic, 5)].offset == 3
+        finally:
+            await c.stop()
+    asyncio.run(run())
+
+
+@pytest.mark.capability(AIO, "admin.configs", "admin.cluster", "admin.delete_records", "admin.topics")
+def test_admin_configs_cluster_and_records(broker):
+    async def run():
+        bs = broker["bootstrap"]
+        topic = unique("aio-admin")
+        admin = AIOKafkaAdminClient(bootstrap_servers=bs)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1,
+                                                topic_configs={"retention.ms": "3600000"})])
+            await admin.create_partitions({topic: NewPartitions(total_count=3)})
+            described = await admin.describe_topics([topic])
+            assert len(described[0]["partitions"]) == 3
+            res = ConfigResource(ConfigResourceType.TOPIC, topic)
+            [resp] = await admin.describe_configs([res])
+            configs = {e[0]: e[1] for e in resp.resources[0][4]}
+            assert configs["retention.ms"] == "3600000"
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "60000"})])
+            [resp] = await admin.describe_configs([res])
+            assert {e[0]: e[1] for e in resp.resources[0][4]}["retention.ms"] == "60000"
+            cluster = await admin.describe_cluster()
+            assert [b["node_id"] for b in cluster["brokers"]] == [0] and cluster["controller_id"] == 0
+            p = AIOKafkaProducer(bootstrap_servers=bs)
+            await p.start()
+            for _ in range(10):
+                await p.send(topic, value=b"r", partition=0)
+            await p.stop()
+            deleted = await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(before_offset=4)})
+            assert deleted[TopicPartition(topic, 0)] == 4
+            await admin.delete_topics([topic])
+            assert topic not in await admin.list_topics()
+        finally:
+            await admin.close()
     asyncio.run(run())
