@@ -607,6 +607,21 @@ mod tests {
     }
 
     #[test]
+    fn batches_without_timestamps_are_appended_and_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small(), opts(true, 0)).unwrap();
+        for _ in 0..10 {
+            append(&mut log, &[b"no timestamp"], -1);
+        }
+        append(&mut log, &[b"stamped"], 5_000);
+        assert_eq!(log.next_offset(), 11);
+        assert_eq!(log.offset_for_timestamp(4_000).unwrap(), Some((10, 5_000)));
+        log.close().unwrap();
+        let log = Log::open(dir.path(), small(), opts(true, 11)).unwrap();
+        assert_eq!(log.next_offset(), 11);
+    }
+
+    #[test]
     fn offsets_rolls_reads_and_timestamps() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(dir.path(), small(), opts(true, 0)).unwrap();

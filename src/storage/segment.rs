@@ -210,7 +210,10 @@ impl LogSegment {
         // the next append rolls the segment.
         if self.bytes_since_last_index_entry > self.index_interval && !self.offset_index.is_full() {
             self.offset_index.append(last_offset, pos);
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            // Batches without timestamps (-1, e.g. Sarama's) give the time index nothing.
+            if self.max_timestamp >= 0 {
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            }
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += size;
