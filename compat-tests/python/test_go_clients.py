@@ -14,10 +14,18 @@ CKGO = "confluent-kafka-go 0.11.6 (Go)"
 COVERS = {
     "TestSaramaAdminAndCodecs": (SARAMA, ["round_trip", "codecs", "admin.topics"]),
     "TestSaramaConsumerGroup": (SARAMA, ["groups"]),
+    "TestSaramaIdempotentManyPartitionsByTime": (SARAMA, ["idempotence", "partitions", "by_time"]),
+    "TestSaramaClusterGroupsAndDeleteRecords": (SARAMA, ["admin.cluster", "admin.groups", "admin.delete_records"]),
     "TestConfluentProduceConsumeGroup": (CKGO, ["round_trip", "groups"]),
 }
 NOT_OFFERED = {
-    SARAMA: {"transactions": "Sarama 1.22 has no transactional producer"},
+    SARAMA: {
+        "transactions": "Sarama 1.22 has no transactional producer",
+        "groups.kip848": "Sarama 1.22 speaks only the classic group protocol",
+        "admin.configs": "Sarama 1.22 sends DescribeConfigs v0, which Kafka 4 removed (KIP-896)",
+        "admin.log_dirs": "Sarama 1.22's cluster admin has no DescribeLogDirs",
+        "admin.transactions": "Sarama 1.22 has no transaction admin calls",
+    },
     CKGO: {"transactions": "confluent-kafka-go 0.11.6 predates the transactions API"},
 }
 

@@ -205,7 +205,7 @@ pub fn all_records_keyed(batch: &[u8], h: &BatchHeader) -> Result<bool, BatchErr
 /// Validates one batch as a producer sent it, as Kafka's LogValidator does for magic 2.
 /// `max_size` is the topic's `max.message.bytes`.
 pub fn validate_produced(batch: &[u8], max_size: usize) -> Result<BatchHeader, BatchError> {
-    let h = BatchHeader::parse(batch)?;
+    let mut h = BatchHeader::parse(batch)?;
     if h.size != batch.len() {
         return Err(BatchError::Corrupt);
     }
@@ -227,16 +227,26 @@ pub fn validate_produced(batch: &[u8], max_size: usize) -> Result<BatchHeader, B
     if h.compression() > 4 {
         return Err(BatchError::Invalid("unknown compression codec"));
     }
+    // The header's max timestamp becomes the records' largest, as Kafka's LogValidator
+    // sets it (some producers send -1); the log rewrites it when it differs.
     if h.compression() == 0 {
         let mut expected = 0i64;
         let mut in_order = true;
+        let mut max_delta = i64::MIN;
         walk_records(&batch[HEADER_LEN..], h.record_count, |r| {
             in_order &= r.offset_delta == expected;
             expected += 1;
+            max_delta = max_delta.max(r.timestamp_delta);
         })?;
         if !in_order {
             return Err(BatchError::Invalid("record offset deltas are not consecutive"));
         }
+        h.max_timestamp = h.base_timestamp.saturating_add(max_delta);
+    } else if h.max_timestamp < h.base_timestamp {
+        let mut bytes = bytes::Bytes::copy_from_slice(batch);
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|_| BatchError::Invalid("the compressed records cannot be read"))?;
+        h.max_timestamp = set.records.iter().map(|r| r.timestamp).max().unwrap_or(h.max_timestamp);
     }
     Ok(h)
 }

@@ -295,8 +295,10 @@ impl Log {
         }
         let first_offset = self.next_offset();
         let append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
-        // Per batch: offset(8) epoch(4) crc(4) attributes(2) maxTimestamp(8).
-        let mut stamps: Vec<[u8; 26]> = Vec::with_capacity(batches.len());
+        // Per batch: offset(8) epoch(4) crc(4) attributes(2) maxTimestamp(8), and whether
+        // the header's max timestamp is rewritten (LogAppendTime, or a producer's header
+        // that disagrees with its records, which Kafka's LogValidator also corrects).
+        let mut stamps: Vec<([u8; 26], bool)> = Vec::with_capacity(batches.len());
         let mut metas = Vec::with_capacity(batches.len());
         let mut next = first_offset;
         for (bytes, h) in batches {
@@ -304,28 +306,30 @@ impl Log {
             s[0..8].copy_from_slice(&next.to_be_bytes());
             s[8..12].copy_from_slice(&0i32.to_be_bytes());
             let mut max_ts = h.max_timestamp;
-            if append_time {
-                let attrs = h.attributes | batch::ATTR_TIMESTAMP_TYPE;
+            let sent_max = i64::from_be_bytes(bytes[batch::OFF_MAX_TIMESTAMP..batch::OFF_MAX_TIMESTAMP + 8].try_into().unwrap());
+            let rewrite = append_time || sent_max != h.max_timestamp;
+            if rewrite {
+                let attrs = if append_time { h.attributes | batch::ATTR_TIMESTAMP_TYPE } else { h.attributes };
+                max_ts = if append_time { now_ms } else { h.max_timestamp };
                 s[16..18].copy_from_slice(&attrs.to_be_bytes());
-                s[18..26].copy_from_slice(&now_ms.to_be_bytes());
+                s[18..26].copy_from_slice(&max_ts.to_be_bytes());
                 let mut crc = crc32c::crc32c(&s[16..18]);
                 crc = crc32c::crc32c_append(crc, &bytes[batch::OFF_LAST_OFFSET_DELTA..batch::OFF_MAX_TIMESTAMP]);
                 crc = crc32c::crc32c_append(crc, &s[18..26]);
                 crc = crc32c::crc32c_append(crc, &bytes[batch::OFF_PRODUCER_ID..]);
                 s[12..16].copy_from_slice(&crc.to_be_bytes());
-                max_ts = now_ms;
             }
             let last = next + h.last_offset_delta as i64;
             metas.push(BatchMeta { last_offset: last, max_timestamp: max_ts, size: bytes.len() });
-            stamps.push(s);
+            stamps.push((s, rewrite));
             next = last + 1;
         }
         let mut iov = Vec::with_capacity(batches.len() * 9);
-        for ((bytes, _), s) in batches.iter().zip(&stamps) {
+        for ((bytes, _), (s, rewrite)) in batches.iter().zip(&stamps) {
             iov.push(IoSlice::new(&s[0..8]));
             iov.push(IoSlice::new(&bytes[batch::OFF_LENGTH..batch::OFF_LEADER_EPOCH]));
             iov.push(IoSlice::new(&s[8..12]));
-            if append_time {
+            if *rewrite {
                 iov.push(IoSlice::new(&bytes[batch::OFF_MAGIC..batch::OFF_CRC]));
                 iov.push(IoSlice::new(&s[12..16]));
                 iov.push(IoSlice::new(&s[16..18]));
@@ -604,6 +608,26 @@ mod tests {
 
     fn small() -> LogConfig {
         LogConfig { segment_bytes: 300, index_interval_bytes: 1, ..LogConfig::default() }
+    }
+
+    #[test]
+    fn a_wrong_max_timestamp_in_the_header_is_corrected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small(), opts(true, 0)).unwrap();
+        let mut b = batch(&[b"a", b"b", b"c"], 7_000);
+        b[batch::OFF_MAX_TIMESTAMP..batch::OFF_MAX_TIMESTAMP + 8].copy_from_slice(&(-1i64).to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[batch::OFF_CRC..batch::OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        let h = batch::validate_produced(&b, 1 << 20).unwrap();
+        assert_eq!(h.max_timestamp, 7_002, "the records' largest timestamp");
+        log.append(&[(&b, h)], 10_000).unwrap();
+        assert_eq!(log.offset_for_timestamp(7_001).unwrap(), Some((1, 7_001)));
+        let s = log.read(0, 1 << 20, true).unwrap().unwrap();
+        let mut stored = vec![0u8; s.len as usize];
+        s.file.read_exact_at(&mut stored, s.position).unwrap();
+        let stored_h = BatchHeader::parse(&stored).unwrap();
+        assert_eq!(stored_h.max_timestamp, 7_002);
+        assert_eq!(batch::compute_crc(&stored), stored_h.crc, "the CRC covers the corrected header");
     }
 
     #[test]
