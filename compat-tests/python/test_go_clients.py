@@ -17,6 +17,8 @@ COVERS = {
     "TestSaramaIdempotentManyPartitionsByTime": (SARAMA, ["idempotence", "partitions", "by_time"]),
     "TestSaramaClusterGroupsAndDeleteRecords": (SARAMA, ["admin.cluster", "admin.groups", "admin.delete_records"]),
     "TestConfluentProduceConsumeGroup": (CKGO, ["round_trip", "groups"]),
+    "TestConfluentCodecsPartitionsByTime": (CKGO, ["codecs", "partitions", "by_time", "idempotence"]),
+    "TestConfluentAdminTopicsAndConfigs": (CKGO, ["admin.topics", "admin.configs"]),
 }
 NOT_OFFERED = {
     SARAMA: {
@@ -26,7 +28,15 @@ NOT_OFFERED = {
         "admin.log_dirs": "Sarama 1.22's cluster admin has no DescribeLogDirs",
         "admin.transactions": "Sarama 1.22 has no transaction admin calls",
     },
-    CKGO: {"transactions": "confluent-kafka-go 0.11.6 predates the transactions API"},
+    CKGO: {
+        "transactions": "confluent-kafka-go 0.11.6 predates the transactions API",
+        "groups.kip848": "confluent-kafka-go 0.11.6 predates KIP-848",
+        "admin.cluster": "confluent-kafka-go 0.11.6's AdminClient has no DescribeCluster",
+        "admin.groups": "confluent-kafka-go 0.11.6's AdminClient has no group calls",
+        "admin.delete_records": "confluent-kafka-go 0.11.6's AdminClient has no DeleteRecords",
+        "admin.log_dirs": "confluent-kafka-go 0.11.6's AdminClient has no DescribeLogDirs",
+        "admin.transactions": "confluent-kafka-go 0.11.6 has no transaction admin calls",
+    },
 }
 
 
