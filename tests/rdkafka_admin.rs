@@ -17,6 +17,14 @@ use std::time::Duration;
 #[test]
 fn admin_client_manages_topics_configs_records_and_groups() {
     let _covers = covers(LIBRDKAFKA, &["admin.topics", "admin.configs", "admin.delete_records", "admin.groups"]);
+    not_offered(
+        LIBRDKAFKA,
+        &[
+            ("admin.cluster", "the rdkafka crate 0.38 does not wrap DescribeCluster"),
+            ("admin.log_dirs", "neither librdkafka nor the rdkafka crate has DescribeLogDirs"),
+            ("admin.transactions", "neither librdkafka nor the rdkafka crate has Describe/ListTransactions"),
+        ],
+    );
     let broker = EmbeddedBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]);
     let bs = broker.bootstrap();
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &bs).create().unwrap();

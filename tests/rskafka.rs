@@ -23,13 +23,19 @@ fn record(i: i64) -> Record {
 
 #[test]
 fn rskafka_round_trips_offsets_and_admin() {
-    let _covers = covers(RSKAFKA, &["round_trip", "codecs", "by_time", "admin.topics", "admin.delete_records"]);
+    let _covers = covers(RSKAFKA, &["round_trip", "codecs", "by_time", "partitions", "admin.topics", "admin.delete_records"]);
     not_offered(
         RSKAFKA,
         &[
             ("groups", "rskafka has no consumer groups"),
             ("idempotence", "rskafka has no idempotent producer"),
             ("transactions", "rskafka has no transactional producer"),
+            ("groups.kip848", "rskafka has no consumer groups"),
+            ("admin.configs", "rskafka has no config calls"),
+            ("admin.cluster", "rskafka has no DescribeCluster"),
+            ("admin.groups", "rskafka has no group calls"),
+            ("admin.log_dirs", "rskafka has no DescribeLogDirs"),
+            ("admin.transactions", "rskafka has no transaction calls"),
         ],
     );
     // The in-process broker has its own runtime; the client runs on another.
@@ -72,6 +78,17 @@ async fn run(bootstrap: String) {
     let topics: Vec<String> = client.list_topics().await.unwrap().into_iter().map(|t| t.name).collect();
     assert!(topics.contains(&"rs-zstd".to_string()));
     controller.delete_topic("rs-zstd", 5_000).await.expect("delete_topic");
+    // Many partitions: each its own log, offsets from 0.
+    controller.create_topic("rs-many", 32, 1, 5_000).await.expect("create_topic");
+    for p in 0..32 {
+        let part = client.partition_client("rs-many", p, UnknownTopicHandling::Retry).await.unwrap();
+        let offsets = part.produce((0..=p as i64).map(record).collect(), Compression::Lz4).await.expect("produce");
+        assert_eq!(offsets, (0..=p as i64).collect::<Vec<i64>>());
+    }
+    for p in 0..32 {
+        let part = client.partition_client("rs-many", p, UnknownTopicHandling::Retry).await.unwrap();
+        assert_eq!(part.get_offset(OffsetAt::Latest).await.unwrap(), p as i64 + 1, "partition {p}");
+    }
     let topics: Vec<String> = client.list_topics().await.unwrap().into_iter().map(|t| t.name).collect();
     assert!(!topics.contains(&"rs-zstd".to_string()));
 }

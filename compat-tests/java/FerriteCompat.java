@@ -117,6 +117,29 @@ public class FerriteCompat {
             });
         }
 
+        check("partitions", () -> {
+            String t = unique("java-many");
+            admin.createTopics(List.of(new NewTopic(t, 32, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            try (KafkaProducer<String, String> p = producer("lz4")) {
+                for (int i = 0; i < 3200; i++) p.send(new ProducerRecord<>(t, "key-" + (i % 320), "v" + i));
+                p.flush();
+            }
+            try (KafkaConsumer<String, String> c = consumer(unique("g"), false)) {
+                List<TopicPartition> tps = new ArrayList<>();
+                for (int i = 0; i < 32; i++) tps.add(new TopicPartition(t, i));
+                c.assign(tps);
+                c.seekToBeginning(tps);
+                List<ConsumerRecord<String, String>> got = drain(c, 3200);
+                require(got.size() == 3200, "3200 records, got " + got.size());
+                Map<String, Set<Integer>> partitionsOfKey = new HashMap<>();
+                for (ConsumerRecord<String, String> r : got) partitionsOfKey.computeIfAbsent(r.key(), k -> new HashSet<>()).add(r.partition());
+                require(partitionsOfKey.values().stream().allMatch(s -> s.size() == 1), "a key stays in one partition");
+                long used = got.stream().map(ConsumerRecord::partition).distinct().count();
+                require(used >= 24, "keys spread over the partitions: " + used);
+                return used + " partitions used";
+            }
+        });
+
         check("by_time", () -> {
             String t = unique("java-times");
             admin.createTopics(List.of(new NewTopic(t, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);

@@ -10,6 +10,14 @@ from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions,
                                    NewTopic, ResourceType)
 
 
+NOT_OFFERED = {
+    "confluent-kafka 2.16 (Python)": {
+        "admin.log_dirs": "confluent-kafka 2.16's AdminClient has no DescribeLogDirs",
+        "admin.transactions": "confluent-kafka 2.16's AdminClient has no DescribeTransactions/ListTransactions",
+    }
+}
+
+
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
