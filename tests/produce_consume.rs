@@ -195,3 +195,37 @@ fn long_poll_fetch_is_woken_by_an_append() {
     assert_eq!(rdkafka::Message::payload(&m), Some(&b"wake"[..]));
     assert!(waited < Duration::from_secs(2), "woken by the append, not the 10 s timeout: {waited:?}");
 }
+
+/// The codec of every batch stored in partition 0 of `topic`.
+fn stored_codecs(broker: &EmbeddedBroker, topic: &str) -> Vec<i16> {
+    use std::os::unix::fs::FileExt;
+    let part = broker.broker().state().logs.partition(topic, 0).unwrap();
+    let (slice, _) = part.read(0, 1 << 24, true).unwrap();
+    let slice = slice.unwrap();
+    let mut buf = vec![0u8; slice.len as usize];
+    slice.file.read_exact_at(&mut buf, slice.position).unwrap();
+    ferrite::storage::batch::split_batches(&buf).unwrap().iter().map(|b| ferrite::storage::batch::BatchHeader::parse(b).unwrap().compression()).collect()
+}
+
+#[test]
+fn a_topic_compression_type_recompresses_what_producers_send() {
+    let broker = EmbeddedBroker::start();
+    let bs = broker.bootstrap();
+    create_topic(&bs, "as-sent", 1, &[]);
+    create_topic(&bs, "gzipped", 1, &[("compression.type", "gzip")]);
+    let p = producer(&bs, &[("compression.type", "lz4"), ("enable.idempotence", "true")]);
+    for topic in ["as-sent", "gzipped"] {
+        produce_all(&p, (0..200).map(|i| BaseRecord::to(topic).partition(0).key(&b"k"[..]).payload(&b"some value"[..]).timestamp(1_000 + i)).collect());
+    }
+    assert!(stored_codecs(&broker, "as-sent").iter().all(|c| *c == 3), "compression.type=producer keeps lz4");
+    assert!(stored_codecs(&broker, "gzipped").iter().all(|c| *c == 1), "compression.type=gzip stores gzip");
+    let got = consume(&bs, "gzipped", &[0], Offset::Beginning, 200, Duration::from_secs(10));
+    assert_eq!(got.len(), 200);
+    assert!(got.iter().enumerate().all(|(i, g)| g.offset == i as i64 && g.timestamp == Some(1_000 + i as i64) && g.value.as_deref() == Some(&b"some value"[..])));
+    // Batches stay deduplicated after recompression: the producer's sequence is kept.
+    let part = broker.broker().state().logs.partition("gzipped", 0).unwrap();
+    let log = part.log();
+    let state = log.producer_state().active();
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].1.batches.back().unwrap().last_seq, 199);
+}

@@ -1,6 +1,7 @@
 //! The effective configuration of one topic's logs (Kafka's `LogConfig`): topic overrides
 //! layered over the broker's defaults, already parsed into the types the storage uses.
 
+use kafka_protocol::records::Compression;
 use super::{defs, BrokerConfig, ConfigError};
 use std::collections::BTreeMap;
 
@@ -35,6 +36,22 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// `compression.type`: the codec batches are stored with; `None` (`producer`) keeps
+    /// each batch's own.
+    pub compression_type: Option<Compression>,
+}
+
+/// Parses `compression.type`.
+pub fn topic_codec(value: &str) -> Result<Option<Compression>, String> {
+    Ok(Some(match value.trim() {
+        "producer" => return Ok(None),
+        "uncompressed" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => return Err(format!("unknown compression type {other:?}; use producer, uncompressed, gzip, snappy, lz4 or zstd")),
+    }))
 }
 
 impl Default for LogConfig {
@@ -57,6 +74,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
+            compression_type: None,
         }
     }
 }
@@ -134,6 +152,7 @@ impl LogConfig {
             max_compaction_lag_ms: positive("max.compaction.lag.ms")?,
             timestamp_before_max_ms: long("message.timestamp.before.max.ms")?,
             timestamp_after_max_ms: long("message.timestamp.after.max.ms")?,
+            compression_type: topic_codec(&value("compression.type")).map_err(|r| invalid("compression.type", r))?,
         })
     }
 }

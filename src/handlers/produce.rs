@@ -8,6 +8,7 @@ use crate::storage::log::AppendError;
 use crate::storage::producer_state::ProducerError;
 use super::{str_bytes, Ctx, Error, Outcome};
 use crate::storage::batch::{self, BatchError, BatchHeader};
+use crate::storage::recompress;
 use crate::storage::Partition;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -39,7 +40,11 @@ fn append(partition: &Partition, data: &PartitionProduceData, metrics: &Metrics)
     let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) else {
         return (error_response(index, Error::InvalidRecord, Some("no record batches".into())), None);
     };
-    let max = partition.log().config().max_message_bytes;
+    let (max, compact, codec) = {
+        let log = partition.log();
+        let c = log.config();
+        (c.max_message_bytes, c.cleanup_policy.compact, c.compression_type)
+    };
     let checked: Result<Vec<(&[u8], BatchHeader)>, BatchError> = batch::split_batches(records).and_then(|bs| {
         bs.into_iter().map(|b| batch::validate_produced(b, max).map(|h| (b, h))).collect()
     });
@@ -47,7 +52,7 @@ fn append(partition: &Partition, data: &PartitionProduceData, metrics: &Metrics)
         Ok(b) => b,
         Err(e) => return (error_response(index, batch_error(&e), Some(e.to_string())), None),
     };
-    if partition.log().config().cleanup_policy.compact {
+    if compact {
         for (b, h) in &batches {
             match batch::all_records_keyed(b, h) {
                 Ok(true) => {}
@@ -59,6 +64,21 @@ fn append(partition: &Partition, data: &PartitionProduceData, metrics: &Metrics)
             }
         }
     }
+    // A topic with its own compression.type gets batches re-encoded with that codec.
+    let mut recompressed: Vec<Option<(Vec<u8>, BatchHeader)>> = Vec::new();
+    if let Some(codec) = codec {
+        for (b, h) in &batches {
+            match recompress::recompress(b, h, codec) {
+                Ok(r) => recompressed.push(r),
+                Err(e) => return (error_response(index, batch_error(&e), Some(e.to_string())), None),
+            }
+        }
+    }
+    let batches: Vec<(&[u8], BatchHeader)> = if recompressed.iter().any(Option::is_some) {
+        batches.iter().zip(&recompressed).map(|(orig, new)| new.as_ref().map_or(*orig, |(b, h)| (&b[..], *h))).collect()
+    } else {
+        batches
+    };
     match partition.append(&batches) {
         Ok((info, flush)) => {
             if info.duplicate {

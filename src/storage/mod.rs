@@ -11,6 +11,7 @@ pub mod log_manager;
 mod offset_index;
 pub mod partition;
 pub mod producer_state;
+pub mod recompress;
 pub mod segment;
 mod time_index;
 
