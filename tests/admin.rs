@@ -1,5 +1,5 @@
-//! Admin APIs no Rust or Python client here offers, spoken raw: DescribeLogDirs,
-//! reassignments and client quotas, each answered truthfully for one node.
+//! Admin APIs spoken raw: DescribeLogDirs, reassignments and client quotas (answered
+//! truthfully for one node), and dynamic broker configs at both scopes across a restart.
 
 mod common;
 
@@ -59,4 +59,47 @@ fn reassignments_and_quotas_are_answered_for_one_node() {
     assert_eq!(code(call(&mut s, ApiKey::AlterPartitionReassignments, 0, &ask(Some(vec![0]), "nope"))), ResponseError::UnknownTopicOrPartition.code());
     let quotas: DescribeClientQuotasResponse = call(&mut s, ApiKey::DescribeClientQuotas, 1, &DescribeClientQuotasRequest::default());
     assert_eq!((quotas.error_code, quotas.entries.map(|e| e.len())), (0, Some(0)));
+}
+
+fn incremental(s: &mut std::net::TcpStream, broker: &str, key: &str, value: Option<&str>) -> IncrementalAlterConfigsResponse {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let op = if value.is_some() { 0 } else { 1 };
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_string(broker.into()))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.into()))
+            .with_config_operation(op)
+            .with_value(value.map(|v| StrBytes::from_string(v.into())))])]);
+    call(s, ApiKey::IncrementalAlterConfigs, 1, &req)
+}
+
+#[test]
+fn dynamic_broker_defaults_apply_to_topics_and_survive_a_restart() {
+    let mut b = EmbeddedBroker::start();
+    create_topic(&b.bootstrap(), "dyn", 1, &[]);
+    create_topic(&b.bootstrap(), "dyn-own", 1, &[("retention.ms", "1000")]);
+    let mut s = connect(&b);
+    // The cluster-wide default (""), then this broker's own value ("0") above it.
+    let resp = incremental(&mut s, "", "log.retention.ms", Some("5000000"));
+    assert_eq!(resp.responses[0].error_code, 0, "{resp:?}");
+    let retention = |b: &EmbeddedBroker, t: &str| b.broker().state().logs.partition(t, 0).unwrap().log().config().retention_ms;
+    assert_eq!(retention(&b, "dyn"), 5_000_000);
+    assert_eq!(retention(&b, "dyn-own"), 1000, "a topic override wins");
+    assert_eq!(incremental(&mut s, "0", "log.retention.ms", Some("6000000")).responses[0].error_code, 0);
+    assert_eq!(retention(&b, "dyn"), 6_000_000);
+    // Static keys, unknown brokers and bad values are refused.
+    let refused = incremental(&mut s, "0", "num.partitions", Some("3"));
+    assert_eq!(refused.responses[0].error_code, ResponseError::InvalidRequest.code());
+    assert!(refused.responses[0].error_message.as_deref().unwrap().contains("restart"));
+    assert_eq!(incremental(&mut s, "7", "log.retention.ms", Some("1")).responses[0].error_code, ResponseError::InvalidRequest.code());
+    assert_eq!(incremental(&mut s, "0", "log.retention.ms", Some("soon")).responses[0].error_code, ResponseError::InvalidConfig.code());
+    drop(s);
+    b.restart().unwrap();
+    assert_eq!(retention(&b, "dyn"), 6_000_000, "kept in dynamic-configs/ across a restart");
+    let mut s = connect(&b);
+    assert_eq!(incremental(&mut s, "0", "log.retention.ms", None).responses[0].error_code, 0);
+    assert_eq!(retention(&b, "dyn"), 5_000_000, "back to the cluster default");
+    create_topic(&b.bootstrap(), "dyn-new", 1, &[]);
+    assert_eq!(retention(&b, "dyn-new"), 5_000_000, "new topics start from the dynamic default");
 }

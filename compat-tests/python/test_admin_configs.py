@@ -65,3 +65,34 @@ def test_incremental_and_full_alter_configs(broker):
     missing = ConfigResource(ResourceType.TOPIC, "no-such-topic", set_config={"retention.ms": "1"})
     with pytest.raises(KafkaException, match="UNKNOWN_TOPIC_OR_PART"):
         admin.alter_configs([missing])[missing].result(timeout=15)
+
+
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "admin.configs")
+def test_dynamic_broker_configs_are_topic_defaults(broker):
+    admin = AdminClient({"bootstrap.servers": broker["bootstrap"]})
+    topic = f"dyn-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, 1, 1, config={"segment.bytes": "1048576"})])[topic].result(timeout=15)
+    node = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+        ConfigEntry("log.retention.ms", "691200000", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([node])[node].result(timeout=15)
+    try:
+        got = topic_configs(admin, topic)
+        assert got["retention.ms"].value == "691200000"
+        assert got["retention.ms"].source == 2  # DYNAMIC_BROKER_CONFIG
+        assert got["segment.bytes"].value == "1048576", "the topic's own override still wins"
+        b = ConfigResource(ResourceType.BROKER, "0")
+        described = admin.describe_configs([b])[b].result(timeout=15)
+        assert described["log.retention.ms"].value == "691200000" and described["log.retention.ms"].source == 2
+        assert not described["log.retention.ms"].is_read_only
+        assert described["num.partitions"].is_read_only
+        # Static-only keys are refused, saying where to set them.
+        static = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+            ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)])
+        with pytest.raises(KafkaException, match="restart"):
+            admin.incremental_alter_configs([static])[static].result(timeout=15)
+    finally:
+        undo = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+            ConfigEntry("log.retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+        admin.incremental_alter_configs([undo])[undo].result(timeout=15)
+    got = topic_configs(admin, topic)
+    assert got["retention.ms"].value == "604800000" and got["retention.ms"].source == 5

@@ -35,16 +35,46 @@ pub enum ConfigError {
 /// Where a value came from, as DescribeConfigs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// Set at runtime for this broker (IncrementalAlterConfigs on broker "0"):
+    /// DYNAMIC_BROKER_CONFIG (2).
+    DynamicBroker,
+    /// Set at runtime as the cluster-wide default (broker ""): DYNAMIC_DEFAULT_BROKER_CONFIG (3).
+    DynamicDefault,
     /// Set in the file, the environment or an override: STATIC_BROKER_CONFIG (4).
     Static,
     /// The embedded default: DEFAULT_CONFIG (5).
     Default,
 }
 
+impl Source {
+    /// Kafka's ConfigSource code.
+    pub fn code(self) -> i8 {
+        match self {
+            Source::DynamicBroker => 2,
+            Source::DynamicDefault => 3,
+            Source::Static => 4,
+            Source::Default => 5,
+        }
+    }
+}
+
+/// Broker keys that may change at runtime: the topic defaults (Kafka's dynamic log
+/// configs, every broker synonym of a topic key, and the `.hours`/`.minutes` spellings).
+pub fn is_dynamic_key(key: &str) -> bool {
+    defs::TOPIC_KEYS.iter().any(|t| t.broker_synonym == Some(key))
+        || matches!(key, "log.retention.hours" | "log.retention.minutes" | "log.roll.hours")
+}
+
 /// The broker's configuration: the explicitly set keys plus typed accessors.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// Every key set, static and dynamic (dynamic ones win).
     explicit: BTreeMap<String, String>,
+    /// The keys set statically (file, environment, --override).
+    static_keys: BTreeMap<String, String>,
+    /// Keys set at runtime: for this broker, and as the cluster-wide default.
+    pub dynamic_broker: BTreeMap<String, String>,
+    pub dynamic_default: BTreeMap<String, String>,
     pub node_id: i32,
     pub listeners: ListenerSet,
     pub log_dir: PathBuf,
@@ -85,6 +115,9 @@ impl BrokerConfig {
             }
         }
         let mut cfg = BrokerConfig {
+            static_keys: explicit.clone(),
+            dynamic_broker: BTreeMap::new(),
+            dynamic_default: BTreeMap::new(),
             explicit,
             node_id: 0,
             listeners: ListenerSet::default(),
@@ -200,10 +233,35 @@ impl BrokerConfig {
 
     /// The value and where it came from, for DescribeConfigs.
     pub fn describe(&self, key: &str) -> (Option<String>, Source) {
-        match self.explicit.get(key) {
+        if let Some(v) = self.dynamic_broker.get(key) {
+            return (Some(v.clone()), Source::DynamicBroker);
+        }
+        if let Some(v) = self.dynamic_default.get(key) {
+            return (Some(v.clone()), Source::DynamicDefault);
+        }
+        match self.static_keys.get(key) {
             Some(v) => (Some(v.clone()), Source::Static),
             None => (self.get(key), Source::Default),
         }
+    }
+
+    /// This configuration with runtime overrides layered over the static keys (for this
+    /// broker over the cluster-wide default). Only `is_dynamic_key` keys may change.
+    pub fn with_dynamic(&self, default: BTreeMap<String, String>, broker: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        if let Some(k) = default.keys().chain(broker.keys()).find(|k| !is_dynamic_key(k)) {
+            return Err(ConfigError::Invalid {
+                key: k.clone(),
+                reason: "cannot be changed at runtime; set it in the config file, KAFKA_* variables or --override, and restart".into(),
+            });
+        }
+        let mut merged = self.static_keys.clone();
+        merged.extend(default.clone());
+        merged.extend(broker.clone());
+        let mut cfg = BrokerConfig::from_map(merged)?;
+        cfg.static_keys = self.static_keys.clone();
+        cfg.dynamic_default = default;
+        cfg.dynamic_broker = broker;
+        Ok(cfg)
     }
 
     pub fn is_explicit(&self, key: &str) -> bool {

@@ -1,17 +1,24 @@
-//! AlterConfigs (the whole set of a topic's overrides) and IncrementalAlterConfigs (SET,
-//! DELETE, APPEND, SUBTRACT per key). Topic changes take effect on every partition at
-//! once and persist in `topic-configs/`. Broker configuration is static here: altering it
-//! is refused with a message saying where to set it.
+//! AlterConfigs (the whole set of a resource's overrides) and IncrementalAlterConfigs
+//! (SET, DELETE, APPEND, SUBTRACT per key), for topics and for the broker.
+//!
+//! Topic changes take effect on every partition at once and persist in `topic-configs/`.
+//! Broker changes (resource "0" for this broker, "" for the cluster-wide default) may set
+//! the topic defaults (`log.retention.ms`, `log.segment.bytes`, `compression.type`…, Kafka's
+//! dynamic log configs): they apply at once to every topic without its own override and
+//! persist in `dynamic-configs/`. Other broker keys are static, and refused with a message
+//! saying where to set them.
 
 use super::create_topics::topic_error;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
 use super::{str_bytes, Ctx, Error, Outcome};
-use crate::config::{defs, ConfigType};
+use crate::config::{defs, is_dynamic_key, ConfigType};
+use crate::storage::Topic;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 type Overrides = BTreeMap<String, String>;
 type Refusal = (Error, String);
@@ -21,28 +28,86 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-/// Applies `change` to the overrides of one resource.
-fn alter(ctx: &Ctx<'_>, resource_type: i8, name: &str, validate_only: bool, change: impl FnOnce(&Overrides) -> Result<Overrides, Refusal>) -> Result<(), Refusal> {
-    match resource_type {
-        RESOURCE_TOPIC => {
-            let logs = &ctx.state.logs;
-            let topic = logs.topic(name).ok_or_else(|| (Error::UnknownTopicOrPartition, format!("topic '{name}' does not exist")))?;
-            if topic.is_internal() {
-                return Err((Error::InvalidRequest, format!("'{name}' is an internal topic; its configuration is the broker's")));
+/// The resource a change is for.
+enum Target {
+    Topic(Arc<Topic>),
+    Broker { for_default: bool },
+}
+
+impl Target {
+    fn find(ctx: &Ctx<'_>, resource_type: i8, name: &str) -> Result<Target, Refusal> {
+        match resource_type {
+            RESOURCE_TOPIC => {
+                let topic = ctx.state.logs.topic(name).ok_or_else(|| (Error::UnknownTopicOrPartition, format!("topic '{name}' does not exist")))?;
+                if topic.is_internal() {
+                    return Err((Error::InvalidRequest, format!("'{name}' is an internal topic; its configuration is the broker's")));
+                }
+                Ok(Target::Topic(topic))
             }
-            let next = change(&topic.overrides)?;
-            logs.alter_topic_config(name, next, validate_only).map_err(|e| (topic_error(&e), e.to_string()))
+            RESOURCE_BROKER if name.is_empty() => Ok(Target::Broker { for_default: true }),
+            RESOURCE_BROKER if name == ctx.node_id().to_string() => Ok(Target::Broker { for_default: false }),
+            RESOURCE_BROKER => Err((Error::InvalidRequest, format!("this node is broker {}, not '{name}'", ctx.node_id()))),
+            RESOURCE_BROKER_LOGGER => Err((Error::InvalidRequest, "log levels are set with RUST_LOG / FERRITE_LOG at start".into())),
+            other => Err((Error::InvalidRequest, format!("resource type {other} has no configuration"))),
         }
-        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => Err((
-            Error::InvalidRequest,
-            "broker configuration cannot be changed at runtime on Ferrite; set it in the config file, KAFKA_* variables or --override, and restart".into(),
-        )),
-        other => Err((Error::InvalidRequest, format!("resource type {other} has no configuration"))),
+    }
+
+    /// The overrides the change starts from.
+    fn current(&self, ctx: &Ctx<'_>) -> Overrides {
+        match self {
+            Target::Topic(t) => t.overrides.clone(),
+            Target::Broker { for_default: true } => ctx.state.logs.broker_config().dynamic_default.clone(),
+            Target::Broker { for_default: false } => ctx.state.logs.broker_config().dynamic_broker.clone(),
+        }
+    }
+
+    /// The type of a key this resource may set.
+    fn kind(&self, name: &str) -> Result<ConfigType, Refusal> {
+        match self {
+            Target::Topic(_) => defs::topic_key(name).map(|k| k.kind).ok_or_else(|| (Error::InvalidConfig, format!("unknown topic configuration '{name}'"))),
+            Target::Broker { .. } => match defs::broker_key(name) {
+                Some(k) if is_dynamic_key(name) => Ok(k.kind),
+                Some(_) => Err((
+                    Error::InvalidRequest,
+                    format!("'{name}' cannot be changed at runtime; set it in the config file, KAFKA_* variables or --override, and restart"),
+                )),
+                None => Err((Error::InvalidRequest, format!("unknown broker configuration '{name}'"))),
+            },
+        }
+    }
+
+    /// The value a list key has before the change (for APPEND/SUBTRACT).
+    fn value_of(&self, ctx: &Ctx<'_>, current: &Overrides, name: &str) -> String {
+        if let Some(v) = current.get(name) {
+            return v.clone();
+        }
+        match self {
+            Target::Topic(_) => ctx.state.logs.broker_config().topic_default(name),
+            Target::Broker { .. } => ctx.state.logs.broker_config().get(name).unwrap_or_default(),
+        }
+    }
+
+    fn apply(&self, ctx: &Ctx<'_>, next: Overrides, validate_only: bool) -> Result<(), Refusal> {
+        let logs = &ctx.state.logs;
+        let result = match self {
+            Target::Topic(t) => logs.alter_topic_config(&t.name, next, validate_only),
+            Target::Broker { for_default } => logs.alter_broker_config(*for_default, next, validate_only),
+        };
+        result.map_err(|e| (topic_error(&e), e.to_string()))
     }
 }
 
-fn check_key(name: &str) -> Result<&'static defs::TopicKey, Refusal> {
-    defs::topic_key(name).ok_or_else(|| (Error::InvalidConfig, format!("unknown topic configuration '{name}'")))
+/// Finds the resource, builds its next overrides with `change`, and applies them.
+fn alter(
+    ctx: &Ctx<'_>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&Target, Overrides) -> Result<Overrides, Refusal>,
+) -> Result<(), Refusal> {
+    let target = Target::find(ctx, resource_type, name)?;
+    let next = change(&target, target.current(ctx))?;
+    target.apply(ctx, next, validate_only)
 }
 
 pub async fn handle_alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> Outcome {
@@ -50,10 +115,10 @@ pub async fn handle_alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> Outcome {
         .resources
         .iter()
         .map(|r| {
-            let result = alter(ctx, r.resource_type, &r.resource_name, req.validate_only, |_| {
+            let result = alter(ctx, r.resource_type, &r.resource_name, req.validate_only, |target, _| {
                 let mut next = Overrides::new();
                 for c in &r.configs {
-                    check_key(&c.name)?;
+                    target.kind(&c.name)?;
                     if let Some(v) = &c.value {
                         next.insert(c.name.to_string(), v.to_string());
                     }
@@ -72,15 +137,14 @@ pub async fn handle_alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> Outcome {
 }
 
 pub async fn handle_incremental(ctx: &Ctx<'_>, req: IncrementalAlterConfigsRequest) -> Outcome {
-    let default_of = |key: &str| ctx.state.config.topic_default(key);
     let responses = req
         .resources
         .iter()
         .map(|r| {
-            let result = alter(ctx, r.resource_type, &r.resource_name, req.validate_only, |current| {
-                let mut next = current.clone();
+            let result = alter(ctx, r.resource_type, &r.resource_name, req.validate_only, |target, current| {
+                let mut next = current;
                 for c in &r.configs {
-                    let key = check_key(&c.name)?;
+                    let kind = target.kind(&c.name)?;
                     let name = c.name.to_string();
                     let value = c.value.as_ref().map(|v| v.to_string());
                     match (c.config_operation, value) {
@@ -90,8 +154,8 @@ pub async fn handle_incremental(ctx: &Ctx<'_>, req: IncrementalAlterConfigsReque
                         (DELETE, _) => {
                             next.remove(&name);
                         }
-                        (APPEND | SUBTRACT, Some(v)) if key.kind == ConfigType::List => {
-                            let base = next.get(&name).cloned().unwrap_or_else(|| default_of(&name));
+                        (APPEND | SUBTRACT, Some(v)) if kind == ConfigType::List => {
+                            let base = target.value_of(ctx, &next, &name);
                             let mut items: Vec<String> = base.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
                             for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                                 if c.config_operation == APPEND && !items.iter().any(|i| i == item) {

@@ -2,7 +2,7 @@
 //! from, its synonyms and (v3+) its type and documentation, as Kafka's admin tools expect.
 
 use super::{str_bytes, Ctx, Error, Outcome};
-use crate::config::{defs, Source};
+use crate::config::defs;
 use crate::server::BrokerState;
 use crate::storage::Topic;
 use kafka_protocol::messages::describe_configs_response::{
@@ -32,7 +32,7 @@ pub struct Described {
 
 /// Every topic-level key of `topic`: its override, else the broker's value, else Kafka's default.
 pub fn describe_topic(state: &BrokerState, topic: &Topic) -> Vec<Described> {
-    let broker = &state.config;
+    let broker = state.logs.broker_config();
     defs::TOPIC_KEYS
         .iter()
         .map(|k| {
@@ -42,8 +42,9 @@ pub fn describe_topic(state: &BrokerState, topic: &Topic) -> Vec<Described> {
                 synonyms.push((k.name.to_string(), Some(v.clone()), SOURCE_DYNAMIC_TOPIC));
             }
             let broker_explicit = k.broker_synonym.filter(|s| broker.is_explicit(s));
-            if let Some(s) = broker_explicit {
-                synonyms.push((s.to_string(), broker.get(s), SOURCE_STATIC_BROKER));
+            let broker_source = broker_explicit.map(|s| broker.describe(s).1.code());
+            if let (Some(s), Some(source)) = (broker_explicit, broker_source) {
+                synonyms.push((s.to_string(), broker.get(s), source));
             }
             let default = broker.topic_default(k.name);
             if let Some(s) = k.broker_synonym {
@@ -53,7 +54,7 @@ pub fn describe_topic(state: &BrokerState, topic: &Topic) -> Vec<Described> {
             }
             let (value, source) = match (override_value, broker_explicit) {
                 (Some(v), _) => (Some(v), SOURCE_DYNAMIC_TOPIC),
-                (None, Some(_)) => (Some(default), SOURCE_STATIC_BROKER),
+                (None, Some(_)) => (Some(default), broker_source.unwrap_or(SOURCE_STATIC_BROKER)),
                 (None, None) => (Some(default), SOURCE_DEFAULT),
             };
             Described { name: k.name, value, source, read_only: false, synonyms, kind: k.kind, doc: k.doc }
@@ -62,13 +63,14 @@ pub fn describe_topic(state: &BrokerState, topic: &Topic) -> Vec<Described> {
 }
 
 fn describe_broker(state: &BrokerState) -> Vec<Described> {
+    let config = state.logs.broker_config();
     defs::BROKER_KEYS
         .iter()
         .map(|k| {
-            let (value, source) = state.config.describe(k.name);
-            let source = if source == Source::Static { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
-            let synonyms = vec![(k.name.to_string(), value.clone(), source)];
-            Described { name: k.name, value, source, read_only: true, synonyms, kind: k.kind, doc: k.doc }
+            let (value, source) = config.describe(k.name);
+            let synonyms = vec![(k.name.to_string(), value.clone(), source.code())];
+            let read_only = !crate::config::is_dynamic_key(k.name);
+            Described { name: k.name, value, source: source.code(), read_only, synonyms, kind: k.kind, doc: k.doc }
         })
         .collect()
 }

@@ -23,6 +23,9 @@ const RECOVERY_POINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START: &str = "log-start-offset-checkpoint";
 const HIGH_WATERMARK: &str = "replication-offset-checkpoint";
 const TOPIC_CONFIGS: &str = "topic-configs";
+const DYNAMIC_CONFIGS: &str = "dynamic-configs";
+const DYNAMIC_DEFAULT: &str = "cluster-default.properties";
+const DYNAMIC_BROKER: &str = "broker.properties";
 
 #[derive(Clone)]
 pub struct Topic {
@@ -68,7 +71,9 @@ struct TopicMap {
 }
 
 pub struct LogManager {
-    broker: Arc<BrokerConfig>,
+    /// The broker configuration with its runtime (dynamic) overrides; replaced whole when
+    /// those change.
+    broker: RwLock<Arc<BrokerConfig>>,
     dir: PathBuf,
     pub cluster_id: String,
     topics: RwLock<TopicMap>,
@@ -132,6 +137,18 @@ impl LogManager {
         })?;
         std::fs::create_dir_all(dir.join(TOPIC_CONFIGS))?;
         let cluster_id = Self::load_meta(&broker, &dir)?;
+        std::fs::create_dir_all(dir.join(DYNAMIC_CONFIGS))?;
+        let broker = {
+            let default = read_properties(&dir.join(DYNAMIC_CONFIGS).join(DYNAMIC_DEFAULT)).unwrap_or_default();
+            let node = read_properties(&dir.join(DYNAMIC_CONFIGS).join(DYNAMIC_BROKER)).unwrap_or_default();
+            match broker.with_dynamic(default, node) {
+                Ok(cfg) => Arc::new(cfg),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored dynamic broker configuration is invalid; using the static configuration");
+                    broker
+                }
+            }
+        };
         let clean_marker = dir.join(CLEAN_SHUTDOWN);
         let clean = clean_marker.exists();
         let recovery = checkpoint::read(&dir.join(RECOVERY_POINT))?;
@@ -153,7 +170,7 @@ impl LogManager {
             }
         }
         let mgr = LogManager {
-            broker: broker.clone(),
+            broker: RwLock::new(broker.clone()),
             dir: dir.clone(),
             cluster_id,
             topics: RwLock::new(TopicMap::default()),
@@ -252,8 +269,42 @@ impl LogManager {
         checkpoint::write_atomically(&pdir.join("partition.metadata"), text.as_bytes())
     }
 
-    pub fn broker_config(&self) -> &Arc<BrokerConfig> {
-        &self.broker
+    /// The broker configuration in effect (static keys and runtime overrides).
+    pub fn broker_config(&self) -> Arc<BrokerConfig> {
+        self.broker.read().unwrap().clone()
+    }
+
+    /// Replaces the runtime overrides of the cluster-wide default (`for_default`, broker
+    /// resource "") or of this broker, persists them in `dynamic-configs/`, and applies
+    /// the new topic defaults to every topic at once (topics' own overrides still win).
+    pub fn alter_broker_config(&self, for_default: bool, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap();
+        let current = self.broker_config();
+        let (default, node) = if for_default {
+            (overrides.clone(), current.dynamic_broker.clone())
+        } else {
+            (current.dynamic_default.clone(), overrides.clone())
+        };
+        let next = Arc::new(current.with_dynamic(default, node)?);
+        let topics = self.topics();
+        let mut configs = Vec::with_capacity(topics.len());
+        for t in &topics {
+            configs.push(LogConfig::resolve(&next, &t.overrides)?);
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let path = self.dir.join(DYNAMIC_CONFIGS).join(if for_default { DYNAMIC_DEFAULT } else { DYNAMIC_BROKER });
+        write_properties(&path, &overrides)?;
+        *self.broker.write().unwrap() = next;
+        for (t, config) in topics.iter().zip(configs) {
+            for p in &t.partitions {
+                p.log().set_config(config.clone());
+            }
+            self.replace_topic(Topic { config, ..Topic::clone(t) });
+        }
+        tracing::info!(scope = if for_default { "cluster default" } else { "this broker" }, "dynamic broker configuration changed");
+        Ok(())
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -294,8 +345,8 @@ impl LogManager {
         for (k, v) in &overrides {
             crate::config::log_config::validate_topic_override(k, v)?;
         }
-        let config = LogConfig::resolve(&self.broker, &overrides)?;
         let _admin = self.admin.lock().unwrap();
+        let config = LogConfig::resolve(&self.broker_config(), &overrides)?;
         if self.topic(name).is_some() {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
@@ -373,8 +424,8 @@ impl LogManager {
         for (k, v) in &overrides {
             crate::config::log_config::validate_topic_override(k, v)?;
         }
-        let config = LogConfig::resolve(&self.broker, &overrides)?;
         let _admin = self.admin.lock().unwrap();
+        let config = LogConfig::resolve(&self.broker_config(), &overrides)?;
         let topic = self.topic(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         if validate_only {
             return Ok(());
