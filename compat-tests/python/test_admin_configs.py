@@ -96,3 +96,26 @@ def test_dynamic_broker_configs_are_topic_defaults(broker):
         admin.incremental_alter_configs([undo])[undo].result(timeout=15)
     got = topic_configs(admin, topic)
     assert got["retention.ms"].value == "604800000" and got["retention.ms"].source == 5
+
+
+@pytest.mark.capability("confluent-kafka 2.16 (Python)", "admin.configs")
+def test_min_insync_replicas_takes_effect_for_acks_all(broker):
+    admin = AdminClient({"bootstrap.servers": broker["bootstrap"]})
+    topic = f"isr-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, 1, 1, config={"min.insync.replicas": "2"})])[topic].result(timeout=15)
+
+    def produce(acks):
+        errors = []
+        p = Producer({"bootstrap.servers": broker["bootstrap"], "acks": acks, "retries": 0,
+                      "enable.idempotence": False, "message.timeout.ms": 5000})
+        p.produce(topic, value=b"v", on_delivery=lambda err, msg: errors.append(err))
+        p.flush(15)
+        return errors
+
+    failed = produce("all")
+    assert failed and failed[0] is not None and "NOT_ENOUGH_REPLICAS" in str(failed[0]), failed
+    assert produce("1") == [None], "acks=1 does not need the in-sync replicas"
+    res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("min.insync.replicas", "1", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([res])[res].result(timeout=15)
+    assert produce("all") == [None]

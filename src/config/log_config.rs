@@ -39,6 +39,8 @@ pub struct LogConfig {
     /// `compression.type`: the codec batches are stored with; `None` (`producer`) keeps
     /// each batch's own.
     pub compression_type: Option<Compression>,
+    /// `min.insync.replicas`: above 1, acks=all cannot be met by one node.
+    pub min_insync_replicas: i64,
 }
 
 /// Parses `compression.type`.
@@ -75,6 +77,7 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
             compression_type: None,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -153,6 +156,7 @@ impl LogConfig {
             timestamp_before_max_ms: long("message.timestamp.before.max.ms")?,
             timestamp_after_max_ms: long("message.timestamp.after.max.ms")?,
             compression_type: topic_codec(&value("compression.type")).map_err(|r| invalid("compression.type", r))?,
+            min_insync_replicas: positive("min.insync.replicas")?,
         })
     }
 }

@@ -133,6 +133,13 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
                 parts.push(error_response(data.index, Error::InvalidTopicException, Some(msg)));
                 continue;
             }
+            let min_isr = partition.log().config().min_insync_replicas;
+            if acks == -1 && min_isr > 1 {
+                // One node is the whole in-sync replica set (Kafka: NOT_ENOUGH_REPLICAS).
+                let msg = format!("acks=all needs {min_isr} in-sync replicas (min.insync.replicas); this single node is 1");
+                parts.push(error_response(data.index, Error::NotEnoughReplicas, Some(msg)));
+                continue;
+            }
             let (resp, flush) = append(partition, data, &ctx.state.metrics);
             if let Some(upto) = flush {
                 flushes.push((partition.clone(), responses.len(), parts.len(), upto));
