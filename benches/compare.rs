@@ -11,7 +11,8 @@
 //! records/s, MB/s and the broker's CPU seconds per GB moved (from `/proc/<pid>/stat`),
 //! the broker's peak RSS (`VmHWM`), and the ratio Ferrite/reference.
 //!
-//! `--scale` multiplies the record counts (1.0: about 1 GB per produce scenario).
+//! `--scale` multiplies the record counts (1.0: about 1 GB per produce scenario);
+//! `--scenario TEXT` runs only the produce scenarios whose name contains TEXT.
 //! Under `cargo test` (no `--bench`) it is a short smoke of Ferrite alone.
 
 #[path = "harness/mod.rs"]
@@ -35,11 +36,13 @@ struct Args {
     tansu: Option<PathBuf>,
     only_ferrite: bool,
     rate: u64,
+    /// Run only the produce scenarios whose name contains this.
+    filter: Option<String>,
 }
 
 fn args() -> Args {
     let bench = std::env::args().any(|a| a == "--bench");
-    let mut a = Args { bench, rounds: 3, scale: 1.0, tansu: None, only_ferrite: !bench, rate: 20_000 };
+    let mut a = Args { bench, rounds: 3, scale: 1.0, tansu: None, only_ferrite: !bench, rate: 20_000, filter: None };
     if !bench {
         (a.rounds, a.scale, a.rate) = (1, 0.002, 1_000);
     }
@@ -51,6 +54,7 @@ fn args() -> Args {
             "--tansu" => a.tansu = it.next().map(PathBuf::from),
             "--only" => a.only_ferrite = it.next().as_deref() == Some("ferrite"),
             "--rate" => a.rate = it.next().and_then(|v| v.parse().ok()).expect("--rate R"),
+            "--scenario" => a.filter = it.next(),
             _ => {}
         }
     }
@@ -265,7 +269,7 @@ fn idle_connections(bs: &str, pid: u32, n: usize) -> (f64, bool) {
     let before = status_mb(pid, "VmRSS:");
     // ApiVersions v0, correlation id 1, client id "idle".
     let req: Vec<u8> = {
-        let body = [&0i16.to_be_bytes()[..], &18i16.to_be_bytes(), &0i16.to_be_bytes(), &1i32.to_be_bytes(), &4i16.to_be_bytes(), b"idle"].concat();
+        let body = [&18i16.to_be_bytes()[..], &0i16.to_be_bytes(), &1i32.to_be_bytes(), &4i16.to_be_bytes(), b"idle"].concat();
         [&(body.len() as i32).to_be_bytes()[..], &body].concat()
     };
     let mut conns = Vec::with_capacity(n);
@@ -285,7 +289,8 @@ fn idle_connections(bs: &str, pid: u32, n: usize) -> (f64, bool) {
     std::thread::sleep(Duration::from_millis(500));
     let grown = status_mb(pid, "VmRSS:") - before;
     let opened = conns.len();
-    let serving = opened == n && consume_one_metadata(bs);
+    assert_eq!(opened, n, "every idle connection was accepted and answered");
+    let serving = consume_one_metadata(bs);
     drop(conns);
     (grown, serving)
 }
@@ -327,6 +332,9 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
     let broker = start(kind, tansu);
     let (bs, pid) = (broker.bootstrap.clone(), broker.pid());
     for (i, sc) in scenarios(a.scale).iter().enumerate() {
+        if a.filter.as_ref().is_some_and(|f| !sc.name.contains(f.as_str())) {
+            continue;
+        }
         let topic = format!("cmp-{run}-{i}");
         create_topic(&bs, &topic, sc.partitions);
         let m = measure(pid, sc.records, sc.size, || produce(&bs, &topic, sc));
@@ -339,6 +347,9 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
             record(results, kind, format!("consume from start, {} B | MB/s", sc.size), m.mb_per_s);
             record(results, kind, format!("consume from start, {} B | CPU s/GB", sc.size), m.cpu_s_per_gb);
         }
+    }
+    if a.filter.is_some() {
+        return;
     }
     let lat = harness::latency(&bs, &format!("cmp-{run}-latency"), a.rate, if a.bench { 10 } else { 1 });
     for (p, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
