@@ -62,7 +62,13 @@ impl IndexFile {
         if len > 0 {
             // SAFETY: the file is owned by this struct and only written through this map while
             // the partition lock is held; no other process is expected to change it.
-            self.mmap = Some(unsafe { MmapMut::map_mut(&self.file)? });
+            let map = unsafe { MmapMut::map_mut(&self.file)? };
+            // Index pages are touched one at a time (appends, binary searches): without
+            // this, each first touch of the sparse preallocated file faults in a whole
+            // readahead window the kernel must zero — with many partitions, most of the
+            // produce path's CPU went there.
+            let _ = map.advise(memmap2::Advice::Random);
+            self.mmap = Some(map);
         }
         Ok(())
     }
