@@ -227,6 +227,9 @@ fn consume(bs: &str, topic: &str, partitions: i32, n: usize) -> Duration {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
         .set("queued.max.messages.kbytes", "1048576")
+        // One 10 MB fetch of 100-byte records is 100,000 messages; at librdkafka's default
+        // queued.min.messages (100,000) the fetcher would back off fetch.queue.backoff.ms.
+        .set("queued.min.messages", "10000000")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();

@@ -29,6 +29,9 @@ pub fn consumer(bs: &str, topic: &str, from: Offset) -> BaseConsumer {
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
         .set("fetch.wait.max.ms", "5")
+        // Past queued.min.messages (100,000 by default: one 10 MB fetch of 100-byte
+        // records) librdkafka's fetcher backs off fetch.queue.backoff.ms (1 s).
+        .set("queued.min.messages", "10000000")
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
