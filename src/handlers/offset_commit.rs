@@ -2,42 +2,68 @@
 //! commits the rest through the group coordinator in one write to `__consumer_offsets`.
 
 use super::{code, Ctx, Error, Outcome};
+use crate::coordinator::group_coordinator::TopicPartition;
 use crate::coordinator::records::CommittedOffset;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-pub async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> Outcome {
+/// One partition's offset as a commit request carries it.
+pub struct Offered<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<&'a str>,
+}
+
+/// Per partition of a commit request: an early error (unknown partition, metadata too
+/// large), and the offsets that pass, to commit. Shared with TxnOffsetCommit.
+pub type Verdicts = Vec<Vec<(i32, Option<Error>)>>;
+
+pub fn check_offsets<'a>(ctx: &Ctx<'_>, topics: impl Iterator<Item = (&'a str, Vec<Offered<'a>>)>) -> (Verdicts, Vec<(TopicPartition, CommittedOffset)>) {
     let groups = &ctx.state.groups;
     let now = groups.now();
     let max_metadata = groups.config().offset_metadata_max_bytes;
-    // (topic index, partition, early error)
-    let mut verdicts: Vec<Vec<(i32, Option<Error>)>> = Vec::new();
+    let mut verdicts = Vec::new();
     let mut commits = Vec::new();
-    for t in &req.topics {
-        let topic = ctx.state.logs.topic(&t.name);
+    for (name, partitions) in topics {
+        let topic = ctx.state.logs.topic(name);
         let mut row = Vec::new();
-        for p in &t.partitions {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("");
-            let early = if topic.as_ref().and_then(|t| t.partition(p.partition_index)).is_none() {
+        for p in partitions {
+            let metadata = p.metadata.unwrap_or("");
+            let early = if topic.as_ref().and_then(|t| t.partition(p.partition)).is_none() {
                 Some(Error::UnknownTopicOrPartition)
             } else if metadata.len() > max_metadata {
                 Some(Error::OffsetMetadataTooLarge)
             } else {
-                commits.push((
-                    (t.name.to_string(), p.partition_index),
-                    CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: if ctx.version >= 6 { p.committed_leader_epoch } else { -1 },
-                        metadata: metadata.to_string(),
-                        commit_timestamp: now,
-                    },
-                ));
+                let value = CommittedOffset { offset: p.offset, leader_epoch: p.leader_epoch, metadata: metadata.to_string(), commit_timestamp: now };
+                commits.push(((name.to_string(), p.partition), value));
                 None
             };
-            row.push((p.partition_index, early));
+            row.push((p.partition, early));
         }
         verdicts.push(row);
     }
+    (verdicts, commits)
+}
+
+pub async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> Outcome {
+    let groups = &ctx.state.groups;
+    let (verdicts, commits) = check_offsets(
+        ctx,
+        req.topics.iter().map(|t| {
+            let offered = t
+                .partitions
+                .iter()
+                .map(|p| Offered {
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if ctx.version >= 6 { p.committed_leader_epoch } else { -1 },
+                    metadata: p.committed_metadata.as_deref(),
+                })
+                .collect();
+            (t.name.as_str(), offered)
+        }),
+    );
     tracing::debug!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), epoch = req.generation_id_or_member_epoch,
         partitions = ?commits.iter().map(|(tp, c)| (tp.1, c.offset)).collect::<Vec<_>>(), "offset commit");
     let stale = if ctx.version >= 9 { Error::StaleMemberEpoch } else { Error::IllegalGeneration };

@@ -3,8 +3,8 @@
 //! transaction commits. The producer is checked with the transaction coordinator, the
 //! member (when given, v3+) with the group coordinator.
 
-use super::{code, fenced_as, Ctx, Error, Outcome};
-use crate::coordinator::records::CommittedOffset;
+use super::offset_commit::{check_offsets, Offered};
+use super::{code, fenced_as, Ctx, Outcome};
 use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
@@ -12,29 +12,22 @@ const FENCED_SINCE: i16 = 3;
 
 pub async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> Outcome {
     let groups = &ctx.state.groups;
-    let now = groups.now();
-    let max_metadata = groups.config().offset_metadata_max_bytes;
-    let mut verdicts: Vec<Vec<(i32, Option<Error>)>> = Vec::new();
-    let mut commits = Vec::new();
-    for t in &req.topics {
-        let topic = ctx.state.logs.topic(&t.name);
-        let mut row = Vec::new();
-        for p in &t.partitions {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("");
-            let early = if topic.as_ref().and_then(|t| t.partition(p.partition_index)).is_none() {
-                Some(Error::UnknownTopicOrPartition)
-            } else if metadata.len() > max_metadata {
-                Some(Error::OffsetMetadataTooLarge)
-            } else {
-                let leader_epoch = if ctx.version >= 2 { p.committed_leader_epoch } else { -1 };
-                let value = CommittedOffset { offset: p.committed_offset, leader_epoch, metadata: metadata.to_string(), commit_timestamp: now };
-                commits.push(((t.name.to_string(), p.partition_index), value));
-                None
-            };
-            row.push((p.partition_index, early));
-        }
-        verdicts.push(row);
-    }
+    let (verdicts, commits) = check_offsets(
+        ctx,
+        req.topics.iter().map(|t| {
+            let offered = t
+                .partitions
+                .iter()
+                .map(|p| Offered {
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if ctx.version >= 2 { p.committed_leader_epoch } else { -1 },
+                    metadata: p.committed_metadata.as_deref(),
+                })
+                .collect();
+            (t.name.as_str(), offered)
+        }),
+    );
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     let result = match ctx.state.txns.validate_producer(&req.transactional_id, pid, epoch) {
         Err(e) => Err(e),
