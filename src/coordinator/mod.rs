@@ -17,6 +17,7 @@ pub mod records;
 pub mod topic_metadata;
 pub mod transaction_coordinator;
 pub mod txn_store;
+pub mod wire;
 pub mod txn_log;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -8,6 +8,7 @@
 //!
 //! Also the reader of a consumer-protocol subscription's topic list.
 
+use super::wire::{put_bytes, put_nullable_str, put_str, Reader};
 use bytes::{BufMut, Bytes, BytesMut};
 
 const OFFSET_KEY_VERSION: i16 = 1;
@@ -53,24 +54,6 @@ pub enum OffsetsRecord {
     /// A record type this broker does not read (KIP-848 and share-group records of other
     /// brokers): skipped.
     Other(i16),
-}
-
-fn put_str(b: &mut BytesMut, s: &str) {
-    let len = s.len().min(i16::MAX as usize);
-    b.put_i16(len as i16);
-    b.put_slice(&s.as_bytes()[..len]);
-}
-
-fn put_nullable_str(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(b, s),
-        None => b.put_i16(-1),
-    }
-}
-
-fn put_bytes(b: &mut BytesMut, v: &[u8]) {
-    b.put_i32(v.len() as i32);
-    b.put_slice(v);
 }
 
 pub fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
@@ -121,50 +104,9 @@ pub fn group_value(g: &StoredGroup) -> Bytes {
     b.freeze()
 }
 
-/// A bounds-checked reader of the non-flexible primitive types.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_be_bytes(b.try_into().unwrap()))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take(8).map(|b| i64::from_be_bytes(b.try_into().unwrap()))
-    }
-    fn nullable_str(&mut self) -> Option<Option<String>> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Some(None);
-        }
-        let b = self.take(len as usize)?;
-        Some(Some(String::from_utf8_lossy(b).into_owned()))
-    }
-    fn str(&mut self) -> Option<String> {
-        self.nullable_str().map(Option::unwrap_or_default)
-    }
-    fn bytes(&mut self) -> Option<Bytes> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Some(Bytes::new());
-        }
-        self.take(len as usize).map(Bytes::copy_from_slice)
-    }
-}
-
 /// Decodes one record; `None` if it is malformed (the caller logs and skips it).
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsRecord> {
-    let mut k = Reader(key);
+    let mut k = Reader::classic(key);
     let version = k.i16()?;
     match version {
         0 | 1 => {
@@ -188,7 +130,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetsRecord> {
 }
 
 fn decode_offset_value(v: &[u8]) -> Option<CommittedOffset> {
-    let mut r = Reader(v);
+    let mut r = Reader::classic(v);
     let version = r.i16()?;
     if !(0..=3).contains(&version) {
         return None;
@@ -201,7 +143,7 @@ fn decode_offset_value(v: &[u8]) -> Option<CommittedOffset> {
 }
 
 fn decode_group_value(v: &[u8]) -> Option<StoredGroup> {
-    let mut r = Reader(v);
+    let mut r = Reader::classic(v);
     let version = r.i16()?;
     if !(0..=3).contains(&version) {
         return None;
@@ -239,7 +181,7 @@ fn decode_group_value(v: &[u8]) -> Option<StoredGroup> {
 
 /// The topics of a `ConsumerProtocolSubscription` (any version: they come first).
 pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
-    let mut r = Reader(metadata);
+    let mut r = Reader::classic(metadata);
     let _version = r.i16()?;
     let count = r.i32()?.max(0) as usize;
     let mut topics = Vec::with_capacity(count.min(1024));

@@ -2,6 +2,7 @@
 //! TransactionLogValue v0; v1 values of newer Kafka brokers are read too), and the
 //! transaction states they carry.
 
+use super::wire::{put_str, Reader};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::BTreeSet;
 
@@ -73,12 +74,6 @@ pub struct TxnRecord {
     pub start_ms: i64,
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
-    let len = s.len().min(i16::MAX as usize);
-    b.put_i16(len as i16);
-    b.put_slice(&s.as_bytes()[..len]);
-}
-
 pub fn key(transactional_id: &str) -> Bytes {
     let mut b = BytesMut::new();
     b.put_i16(KEY_VERSION);
@@ -113,85 +108,21 @@ pub fn value(r: &TxnRecord) -> Bytes {
     b.freeze()
 }
 
-/// A bounds-checked reader of both the classic and the flexible (compact) encodings.
-struct Reader<'a> {
-    buf: &'a [u8],
-    flexible: bool,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.buf.len() < n {
-            return None;
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Some(head)
-    }
-    fn i8(&mut self) -> Option<i8> {
-        self.take(1).map(|b| b[0] as i8)
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_be_bytes(b.try_into().unwrap()))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take(8).map(|b| i64::from_be_bytes(b.try_into().unwrap()))
-    }
-    fn uvarint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.take(1)?[0];
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-    /// An array or string length; `None` inside for null.
-    fn len(&mut self, classic: fn(&mut Self) -> Option<i64>) -> Option<Option<usize>> {
-        let n = if self.flexible { self.uvarint()? as i64 - 1 } else { classic(self)? };
-        Some(usize::try_from(n).ok())
-    }
-    fn str(&mut self) -> Option<String> {
-        let n = self.len(|r| r.i16().map(i64::from))?.unwrap_or(0);
-        self.take(n).map(|b| String::from_utf8_lossy(b).into_owned())
-    }
-    fn array_len(&mut self) -> Option<usize> {
-        let n = self.len(|r| r.i32().map(i64::from))?.unwrap_or(0);
-        // Each element takes at least one byte: a length past the input is malformed.
-        (n <= self.buf.len()).then_some(n)
-    }
-    fn skip_tagged(&mut self) -> Option<()> {
-        if self.flexible {
-            for _ in 0..self.uvarint()? {
-                self.uvarint()?;
-                let size = self.uvarint()? as usize;
-                self.take(size)?;
-            }
-        }
-        Some(())
-    }
-}
-
 /// Decodes one record: the transactional id and its state (`None`: a tombstone). Returns
 /// `None` if the record is malformed (the caller logs and skips it).
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<(String, Option<TxnRecord>)> {
-    let mut k = Reader { buf: key, flexible: false };
+    let mut k = Reader::classic(key);
     if k.i16()? != KEY_VERSION {
         return None;
     }
     let id = k.str()?;
     let Some(v) = value else { return Some((id, None)) };
-    let mut r = Reader { buf: v, flexible: false };
+    let mut r = Reader::classic(v);
     let version = r.i16()?;
     if !(0..=1).contains(&version) {
         return None;
     }
-    r.flexible = version >= 1;
+    r.set_flexible(version >= 1);
     let producer_id = r.i64()?;
     let producer_epoch = r.i16()?;
     let timeout_ms = r.i32()?;
