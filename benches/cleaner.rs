@@ -120,16 +120,7 @@ fn main() {
     for i in 0..total {
         let key = format!("key-{:06}", i % KEYS);
         let v = value(i);
-        let mut rec = BaseRecord::<[u8], [u8]>::to("compacted").partition(0).key(key.as_bytes()).payload(&v[..]);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    p.poll(Duration::from_millis(1));
-                }
-            }
-        }
+        harness::send(&p, BaseRecord::<[u8], [u8]>::to("compacted").partition(0).key(key.as_bytes()).payload(&v[..]));
     }
     p.flush(Duration::from_secs(300)).unwrap();
     let state = broker.broker().state().clone();

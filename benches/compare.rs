@@ -200,16 +200,7 @@ fn produce(bs: &str, topic: &str, sc: &Scenario) -> Duration {
                 let p = harness::producer(&bs, sc.acks, "5");
                 let payload = vec![b'x'; sc.size];
                 for i in (t..sc.records).step_by(sc.producers) {
-                    let mut rec = BaseRecord::<[u8], [u8]>::to(&topic).partition(i as i32 % sc.partitions).payload(&payload[..]);
-                    loop {
-                        match p.send(rec) {
-                            Ok(()) => break,
-                            Err((_, back)) => {
-                                rec = back;
-                                p.poll(Duration::from_millis(1));
-                            }
-                        }
-                    }
+                    harness::send(&p, BaseRecord::<[u8], [u8]>::to(&topic).partition(i as i32 % sc.partitions).payload(&payload[..]));
                 }
                 p.flush(Duration::from_secs(600)).expect("flush");
             })

@@ -10,7 +10,7 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
-use harness::{consumer, latency, pct, producer};
+use harness::{consumer, latency, pct, producer, send};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::Offset;
 use std::time::{Duration, Instant};
@@ -46,16 +46,7 @@ fn produce(bs: &str, topic: &str, n: usize, size: usize, acks: &str) -> Duration
     let payload = vec![b'x'; size];
     let start = Instant::now();
     for _ in 0..n {
-        let mut rec = BaseRecord::<[u8], [u8]>::to(topic).payload(&payload[..]);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    p.poll(Duration::from_millis(1));
-                }
-            }
-        }
+        send(&p, BaseRecord::<[u8], [u8]>::to(topic).payload(&payload[..]));
     }
     p.flush(Duration::from_secs(300)).expect("flush");
     start.elapsed()

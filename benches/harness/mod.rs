@@ -8,6 +8,19 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
+/// Sends one record, waiting out a full local queue (QueueFull) by polling.
+pub fn send(p: &BaseProducer, mut rec: BaseRecord<'_, [u8], [u8]>) {
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                rec = back;
+                p.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
 pub fn producer(bs: &str, acks: &str, linger: &str) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bs)

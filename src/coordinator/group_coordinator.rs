@@ -298,25 +298,7 @@ impl GroupCoordinator {
         stale: Error,
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) -> Result<(), Error> {
-        if let Some(e) = Self::validate_group_id(group_id) {
-            return Err(e);
-        }
-        let durable = {
-            let now = self.now();
-            let mut inner = self.lock();
-            Self::check_committer(&mut inner, group_id, member_id, instance_id, generation_id, stale, now)?;
-            if offsets.is_empty() {
-                return Ok(());
-            }
-            let durable = self.write(group_id, &Self::offset_records(group_id, &offsets), now)?;
-            let stored = inner.offsets.entry(group_id.to_string()).or_default();
-            stored.extend(offsets);
-            durable
-        };
-        match Self::settle(Ok(durable)).await {
-            None => Ok(()),
-            Some(e) => Err(e),
-        }
+        self.commit(group_id, member_id, instance_id, generation_id, stale, offsets, None).await
     }
 
     /// TxnOffsetCommit: the offsets are written into `__consumer_offsets` as part of the
@@ -333,20 +315,41 @@ impl GroupCoordinator {
         generation_id: i32,
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) -> Result<(), Error> {
+        self.commit(group_id, member_id, instance_id, generation_id, Error::IllegalGeneration, offsets, Some(producer)).await
+    }
+
+    /// Checks the committer, writes the offsets (inside the producer's transaction when
+    /// `txn` is given) and records them: in effect at once, or pending until the
+    /// transaction's marker.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        stale: Error,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+        txn: Option<TxnProducer>,
+    ) -> Result<(), Error> {
         if let Some(e) = Self::validate_group_id(group_id) {
             return Err(e);
         }
         let durable = {
             let now = self.now();
             let mut inner = self.lock();
-            Self::check_committer(&mut inner, group_id, member_id, instance_id, generation_id, Error::IllegalGeneration, now)?;
+            Self::check_committer(&mut inner, group_id, member_id, instance_id, generation_id, stale, now)?;
             if offsets.is_empty() {
                 return Ok(());
             }
-            let durable = self.write_txn(group_id, &Self::offset_records(group_id, &offsets), Some(producer), now)?;
-            let slot = (producer.0, self.partition_of(group_id));
-            let pending = inner.pending_txn.entry(slot).or_default();
-            pending.extend(offsets.into_iter().map(|(tp, v)| (group_id.to_string(), tp, v)));
+            let durable = self.write_txn(group_id, &Self::offset_records(group_id, &offsets), txn, now)?;
+            match txn {
+                None => inner.offsets.entry(group_id.to_string()).or_default().extend(offsets),
+                Some((producer_id, _)) => {
+                    let pending = inner.pending_txn.entry((producer_id, self.partition_of(group_id))).or_default();
+                    pending.extend(offsets.into_iter().map(|(tp, v)| (group_id.to_string(), tp, v)));
+                }
+            }
             durable
         };
         match Self::settle(Ok(durable)).await {
