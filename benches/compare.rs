@@ -12,7 +12,8 @@
 //! the broker's peak RSS (`VmHWM`), and the ratio Ferrite/reference.
 //!
 //! `--scale` multiplies the record counts (1.0: about 1 GB per produce scenario);
-//! `--scenario TEXT` runs only the produce scenarios whose name contains TEXT;
+//! `--scenario TEXT` runs only the sections whose name contains TEXT (`produce 64`,
+//! `latency`, `big log`, `idle connections`);
 //! `--producer-set k=v` / `--consumer-set k=v` add librdkafka settings to every client of
 //! that kind, for every broker alike.
 //! Under `cargo test` (no `--bench`) it is a short smoke of Ferrite alone, against the
@@ -358,8 +359,11 @@ fn median(v: &[f64]) -> f64 {
 fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usize) {
     let broker = start(kind, tansu);
     let (bs, pid) = (broker.bootstrap.clone(), broker.pid());
+    std::thread::sleep(Duration::from_millis(200));
+    record(results, kind, "start | idle RSS MB".into(), status_mb(pid, "VmRSS:"));
+    let wants = |section: &str| a.filter.as_ref().is_none_or(|f| section.contains(f.as_str()));
     for (i, sc) in scenarios(a.scale).iter().enumerate() {
-        if a.filter.as_ref().is_some_and(|f| !sc.name.contains(f.as_str())) {
+        if !wants(&format!("produce {}", sc.name)) {
             continue;
         }
         let topic = format!("cmp-{run}-{i}");
@@ -376,31 +380,55 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
         }
     }
     record(results, kind, "start | ready after exec ms".into(), broker.ready.as_secs_f64() * 1e3);
-    if a.filter.is_some() {
-        return;
+    if wants("latency") {
+        latencies(kind, a, &bs, results, run);
     }
-    let secs = if a.bench { 10 } else { 1 };
-    let lat = harness::latency(&bs, &format!("cmp-{run}-latency"), a.rate, secs);
-    for (p, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
-        record(results, kind, format!("end-to-end latency at {} rec/s | {label} ms", a.rate), harness::pct(&lat, p));
+    if wants("big log") {
+        big_log(kind, a, &bs, pid, results, run);
     }
-    // Half of this broker's measured maximum for 100-byte records on one partition.
-    let max = results.get(&(format!("produce {} | rec/s", scenarios(a.scale)[0].name), kind.to_string())).and_then(|v| v.last()).copied();
-    if let Some(max) = max {
-        let half = (max / 2.0) as u64;
-        let lat = harness::latency(&bs, &format!("cmp-{run}-latency-half"), half, secs);
-        record(results, kind, "end-to-end latency at half the max rate | offered rec/s".into(), half as f64);
-        record(results, kind, "end-to-end latency at half the max rate | received rec/s".into(), lat.len() as f64 / secs as f64);
-        for (p, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
-            record(results, kind, format!("end-to-end latency at half the max rate | {label} ms"), harness::pct(&lat, p));
-        }
+    if wants("idle connections") {
+        let idle = if a.bench { 5000 } else { 100 };
+        let (grown, serving) = idle_connections(&bs, pid, idle);
+        record(results, kind, format!("{idle} idle connections | RSS growth MB"), grown);
+        record(results, kind, format!("{idle} idle connections | still serving (1 = yes)"), if serving { 1.0 } else { 0.0 });
     }
-    big_log(kind, a, &bs, pid, results, run);
-    let idle = if a.bench { 5000 } else { 100 };
-    let (grown, serving) = idle_connections(&bs, pid, idle);
-    record(results, kind, format!("{idle} idle connections | RSS growth MB"), grown);
-    record(results, kind, format!("{idle} idle connections | still serving (1 = yes)"), if serving { 1.0 } else { 0.0 });
     record(results, kind, "peak RSS | MB".into(), status_mb(pid, "VmHWM:"));
+}
+
+/// End-to-end latency, one partition: at a fixed rate, at the end-to-end maximum, and at
+/// half of the end-to-end and of the produce-only maximum.
+fn latencies(kind: &str, a: &Args, bs: &str, results: &mut Results, run: usize) {
+    let bs = bs.to_string();
+    let secs = if a.bench { 10 } else { 1 };
+    let tool = a.tool.as_deref();
+    let lat = harness::latency_run(&bs, &format!("cmp-{run}-latency"), Some(a.rate), a.rate * secs, tool);
+    record_latency(results, kind, &format!("end-to-end latency at {} rec/s", a.rate), &lat);
+    // The end-to-end maximum: one producer as fast as it goes, one consumer, one partition.
+    let max = harness::latency_run(&bs, &format!("cmp-{run}-latency-max"), None, (10_000_000.0 * a.scale) as u64, tool);
+    record(results, kind, "end-to-end at the max rate | received rec/s".into(), max.received_per_s);
+    record(results, kind, "end-to-end at the max rate | p99 ms".into(), harness::pct(&max.samples, 0.99));
+    let half = (max.received_per_s / 2.0) as u64;
+    let lat = harness::latency_run(&bs, &format!("cmp-{run}-latency-half"), Some(half), half * secs, tool);
+    record(results, kind, "end-to-end latency at half the end-to-end max | offered rec/s".into(), half as f64);
+    record_latency(results, kind, "end-to-end latency at half the end-to-end max", &lat);
+    // Half of the produce-only maximum for 100-byte records on one partition.
+    let produce_max = results.get(&(format!("produce {} | rec/s", scenarios(a.scale)[0].name), kind.to_string())).and_then(|v| v.last()).copied();
+    if let Some(max) = produce_max {
+        let half = (max / 2.0) as u64;
+        let lat = harness::latency_run(&bs, &format!("cmp-{run}-latency-half-produce"), Some(half), half * secs, tool);
+        record(results, kind, "end-to-end latency at half the produce max | offered rec/s".into(), half as f64);
+        record_latency(results, kind, "end-to-end latency at half the produce max", &lat);
+    }
+}
+
+fn record_latency(results: &mut Results, kind: &str, scenario: &str, lat: &harness::LatencyRun) {
+    assert!(!lat.samples.is_empty(), "{kind}: no record made it through ({scenario})");
+    for (p, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+        record(results, kind, format!("{scenario} | {label} ms"), harness::pct(&lat.samples, p));
+    }
+    record(results, kind, format!("{scenario} | received rec/s"), lat.received_per_s);
+    // Records the consumer had not seen 30 s after the producer was done.
+    record(results, kind, format!("{scenario} | received within 30 s %"), lat.samples.len() as f64 * 100.0 / lat.sent as f64);
 }
 
 /// A log of `3 GB × scale` of 1 KiB records on one partition: produced, then read from

@@ -79,50 +79,141 @@ pub fn consumer(bs: &str, topic: &str, from: Offset) -> BaseConsumer {
     c
 }
 
-/// Sends `rate` records/s for `secs` seconds, each stamped with its send time, and
-/// measures when a consumer sees it.
 /// A throughput consumer (`consumer_config` with `--consumer-set` applied).
 pub fn throughput_consumer(bs: &str) -> BaseConsumer {
     with_extra(consumer_config(bs), &CONSUMER_SET).create().expect("consumer")
 }
 
-pub fn latency(bs: &str, topic: &str, rate: u64, secs: u64) -> Vec<Duration> {
-    let epoch = Instant::now();
-    let total = (rate * secs) as usize;
+/// What one end-to-end latency run measured.
+pub struct LatencyRun {
+    /// Sorted, one per record received.
+    pub samples: Vec<Duration>,
+    pub sent: u64,
+    pub sent_per_s: f64,
+    pub received_per_s: f64,
+}
+
+/// A 100-byte payload carrying its send time as `LATENCY:<µs since the epoch>`, the
+/// format librdkafka's performance tool reads in its latency mode (`-l`).
+fn stamp(payload: &mut [u8; 100]) {
+    use std::io::Write;
+    let us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    payload.fill(b' ');
+    let _ = write!(&mut payload[..], "LATENCY:{us}");
+}
+
+/// The send time a `stamp`ed payload carries, as µs since the epoch.
+fn stamped_us(payload: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(payload.strip_prefix(b"LATENCY:")?).ok()?;
+    text.split(' ').next()?.parse().ok()
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// Sends `total` 100-byte records — `rate` records/s, or as fast as the producer goes
+/// with `None` — each stamped with its send time, and measures when a consumer sees them:
+/// librdkafka's performance tool (`-l -A`) when `tool` is given, else a poll loop through
+/// the crate.
+pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: Option<&std::path::Path>) -> LatencyRun {
     // One warm-up record creates the topic, so the consumer can start right after it.
     let p = producer(bs, "1", "0");
-    p.send(BaseRecord::<[u8], [u8]>::to(topic).payload(&[0u8; 8][..])).map_err(|(e, _)| e).unwrap();
+    p.send(BaseRecord::<[u8], [u8]>::to(topic).partition(0).payload(&[0u8; 8][..])).map_err(|(e, _)| e).unwrap();
     p.flush(Duration::from_secs(30)).unwrap();
-    let consumer_thread = {
+    let consumer = LatencyConsumer::start(bs, topic, total as usize, tool);
+    std::thread::sleep(Duration::from_secs(2)); // consumer connected, its fetch parked
+    let mut payload = [b' '; 100];
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    while sent < total {
+        // Send every record due by now (a burst when the loop fell behind), serve
+        // delivery reports, then sleep until the next is due: no spinning, so the
+        // producer does not take a core from the broker and the consumer.
+        let due = match rate {
+            Some(r) => (start.elapsed().as_nanos() as u64 * r / 1_000_000_000).min(total),
+            None => (sent + 1_000).min(total),
+        };
+        let mut burst = 0;
+        while sent < due {
+            // A stamp per 16 records: a record sent a little after its stamp only
+            // overstates its latency.
+            if burst % 16 == 0 {
+                stamp(&mut payload);
+            }
+            send(&p, BaseRecord::<[u8], [u8]>::to(topic).partition(0).payload(&payload[..]));
+            (sent, burst) = (sent + 1, burst + 1);
+        }
+        p.poll(Duration::ZERO);
+        if let Some(r) = rate {
+            let next = start + Duration::from_nanos((sent + 1) * 1_000_000_000 / r);
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep((next - now).min(Duration::from_millis(1)));
+            }
+        }
+    }
+    let sending = start.elapsed();
+    p.flush(Duration::from_secs(60)).unwrap();
+    let mut samples = consumer.finish(Duration::from_secs(30));
+    let received = start.elapsed();
+    samples.sort();
+    LatencyRun { sent, sent_per_s: sent as f64 / sending.as_secs_f64(), received_per_s: samples.len() as f64 / received.as_secs_f64(), samples }
+}
+
+/// The consuming side of a latency run: reads `total` records after the warm-up one.
+enum LatencyConsumer {
+    Tool { child: std::process::Child, file: tempfile::NamedTempFile },
+    /// The thread, and the time it gives up at (set once the producer is done).
+    Crate(std::thread::JoinHandle<Vec<Duration>>, std::sync::Arc<std::sync::Mutex<Option<Instant>>>),
+}
+
+impl LatencyConsumer {
+    fn start(bs: &str, topic: &str, total: usize, tool: Option<&std::path::Path>) -> Self {
+        if let Some(tool) = tool {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            let extra = CONSUMER_SET.get().map(Vec::as_slice).unwrap_or(&[]);
+            let child = perf_tool::latency_consumer(tool, bs, topic, total, file.path(), extra);
+            return LatencyConsumer::Tool { child, file };
+        }
         let (bs, topic) = (bs.to_string(), topic.to_string());
-        std::thread::spawn(move || {
+        let give_up = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let until = give_up.clone();
+        LatencyConsumer::Crate(std::thread::spawn(move || {
             let c = consumer(&bs, &topic, Offset::Offset(1));
             let mut lat = Vec::with_capacity(total);
-            let deadline = Instant::now() + Duration::from_secs(secs + 30);
-            while lat.len() < total && Instant::now() < deadline {
+            let over = || until.lock().unwrap().is_some_and(|t| Instant::now() > t);
+            while lat.len() < total && !over() {
                 if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-                    let sent = u64::from_be_bytes(m.payload().unwrap()[..8].try_into().unwrap());
-                    lat.push(epoch.elapsed() - Duration::from_nanos(sent));
+                    let sent = m.payload().and_then(stamped_us).expect("a stamped record");
+                    lat.push(Duration::from_micros(now_us().saturating_sub(sent)));
                 }
             }
             lat
-        })
-    };
-    std::thread::sleep(Duration::from_secs(2)); // consumer connected, its fetch parked
-    let mut payload = [0u8; 100];
-    let start = Instant::now();
-    for i in 0..total {
-        let due = start + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
-        while Instant::now() < due {
-            p.poll(Duration::from_micros(100));
-        }
-        payload[..8].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_be_bytes());
-        let _ = p.send(BaseRecord::<[u8], [u8]>::to(topic).payload(&payload[..]));
+        }), give_up)
     }
-    p.flush(Duration::from_secs(30)).unwrap();
-    let mut lat = consumer_thread.join().unwrap();
-    lat.sort();
-    lat
+
+    /// Waits for the consumer to have read every record; returns the latencies.
+    fn finish(self, limit: Duration) -> Vec<Duration> {
+        match self {
+            LatencyConsumer::Crate(thread, give_up) => {
+                *give_up.lock().unwrap() = Some(Instant::now() + limit);
+                thread.join().unwrap()
+            }
+            LatencyConsumer::Tool { child, file } => {
+                if !perf_tool::wait_or_interrupt(child, limit) {
+                    eprintln!("latency consumer: not every record arrived within {limit:?}");
+                }
+                let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+                text.lines().filter_map(|l| l.trim().parse::<u64>().ok()).map(Duration::from_micros).collect()
+            }
+        }
+    }
+}
+
+/// `latency_run` at a fixed rate through the crate's clients (the samples only).
+pub fn latency(bs: &str, topic: &str, rate: u64, secs: u64) -> Vec<Duration> {
+    latency_run(bs, topic, Some(rate), rate * secs, None).samples
 }
 
 pub fn pct(sorted: &[Duration], p: f64) -> f64 {

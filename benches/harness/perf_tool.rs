@@ -100,8 +100,9 @@ pub struct Run<'a> {
 /// linger (librdkafka's default), deep queues.
 const PRODUCER_SETTINGS: [&str; 5] =
     ["linger.ms=5", "batch.size=1000000", "queue.buffering.max.messages=2000000", "queue.buffering.max.kbytes=2000000", "enable.idempotence=false"];
-const CONSUMER_SETTINGS: [&str; 4] =
-    ["fetch.max.bytes=52428800", "max.partition.fetch.bytes=10485760", "queued.max.messages.kbytes=1048576", "queued.min.messages=10000000"];
+const CONSUMER_SETTINGS: [&str; 5] =
+    // log_level 3: not the tool's own producer settings, which a consumer warns it ignores.
+    ["log_level=3", "fetch.max.bytes=52428800", "max.partition.fetch.bytes=10485760", "queued.max.messages.kbytes=1048576", "queued.min.messages=10000000"];
 
 fn base(tool: &Path, mode: &str, run: &Run, settings: &[&str], extra: &[(String, String)]) -> Command {
     let mut c = Command::new(tool);
@@ -155,4 +156,36 @@ pub fn wait_all(children: Vec<Child>, limit: Duration) {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// Starts a latency-mode consumer (`-l`) of `total` records after the first one of
+/// partition 0, writing each record's latency in µs to `file` (`-A`).
+pub fn latency_consumer(tool: &Path, bs: &str, topic: &str, total: usize, file: &Path, extra: &[(String, String)]) -> Child {
+    let run = Run { bootstrap: bs, topic, partitions: 1, size: 0, acks: "1", records: total };
+    let mut c = base(tool, "-C", &run, &CONSUMER_SETTINGS, extra);
+    c.args(["-p", "0", "-o", "1", "-c", &total.to_string(), "-l", "-A"]).arg(file);
+    // Brokers that answer a parked fetch only at its deadline are not held to 500 ms.
+    c.args(["-X", "fetch.wait.max.ms=5"]);
+    c.spawn().expect("rdkafka_performance starts")
+}
+
+/// Waits for `child` up to `limit`, then interrupts it (SIGINT: the tool stops cleanly,
+/// closing its latency file). Returns whether it finished by itself.
+pub fn wait_or_interrupt(mut child: Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "rdkafka_performance failed ({status}); its errors are above");
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let grace = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < grace && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
