@@ -211,6 +211,8 @@ struct Scenario {
     acks: &'static str,
     producers: usize,
     records: usize,
+    /// Each record to its own partition in turn, not the client's sticky partitioner.
+    spread: bool,
 }
 
 /// Produces `records` records of `size` bytes over the partitions from `producers`
@@ -222,7 +224,7 @@ fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
             .map(|t| {
                 // The records split as evenly as the crate client's threads split them.
                 let records = (t..sc.records).step_by(sc.producers).len();
-                let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions: sc.partitions, size: sc.size, acks: sc.acks, records };
+                let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions: sc.partitions, spread: sc.spread, size: sc.size, acks: sc.acks, records };
                 harness::perf_tool::produce(tool, &run, harness::PRODUCER_SET.get().unwrap())
             })
             .collect();
@@ -236,7 +238,9 @@ fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
                 let p = harness::producer(&bs, sc.acks, "5");
                 let payload = vec![b'x'; sc.size];
                 for i in (t..sc.records).step_by(sc.producers) {
-                    harness::send(&p, BaseRecord::<[u8], [u8]>::to(&topic).partition(i as i32 % sc.partitions).payload(&payload[..]));
+                    let rec = BaseRecord::<[u8], [u8]>::to(&topic).payload(&payload[..]);
+                    let rec = if sc.spread || sc.partitions == 1 { rec.partition(i as i32 % sc.partitions) } else { rec };
+                    harness::send(&p, rec);
                 }
                 p.flush(Duration::from_secs(600)).expect("flush");
             })
@@ -252,7 +256,7 @@ fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
 fn consume(a: &Args, bs: &str, topic: &str, partitions: i32, n: usize) -> Duration {
     if let Some(tool) = &a.tool {
         let start = Instant::now();
-        let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions, size: 0, acks: "1", records: n };
+        let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions, spread: false, size: 0, acks: "1", records: n };
         harness::perf_tool::wait_all(vec![harness::perf_tool::consume(tool, &run, harness::CONSUMER_SET.get().unwrap())], Duration::from_secs(600));
         return start.elapsed();
     }
@@ -330,7 +334,7 @@ fn consume_one_metadata(bs: &str) -> bool {
 
 fn scenarios(scale: f64) -> Vec<Scenario> {
     let n = |base: f64| ((base * scale) as usize).max(1000);
-    let sc = |name: &str, partitions, size, acks, producers, records| Scenario { name: name.into(), partitions, size, acks, producers, records };
+    let sc = |name: &str, partitions, size, acks, producers, records| Scenario { name: name.into(), partitions, size, acks, producers, records, spread: false };
     vec![
         sc("1 partition, 100 B, acks=1, 1 producer", 1, 100, "1", 1, n(10_000_000.0)),
         sc("1 partition, 1 KiB, acks=all, 1 producer", 1, 1024, "all", 1, n(1_000_000.0)),
@@ -338,6 +342,9 @@ fn scenarios(scale: f64) -> Vec<Scenario> {
         sc("64 partitions, 100 B, acks=1, 1 producer", 64, 100, "1", 1, n(10_000_000.0)),
         sc("64 partitions, 1 KiB, acks=all, 4 producers", 64, 1024, "all", 4, n(1_000_000.0)),
         sc("1000 partitions, 1 KiB, acks=1, 10 producers", 1000, 1024, "1", 10, n(1_000_000.0)),
+        // The same 64 partitions with every record sent to a random one, so that each
+        // request carries 64 small batches: the per-batch costs of client and broker.
+        Scenario { spread: true, ..sc("64 partitions, 100 B, acks=1, 1 producer, records spread one by one", 64, 100, "1", 1, n(10_000_000.0)) },
     ]
 }
 
@@ -437,7 +444,7 @@ fn record_latency(results: &mut Results, kind: &str, scenario: &str, lat: &harne
 fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run: usize) {
     let gb = 3.0 * a.scale;
     let label = format!("{gb:.1} GB log");
-    let sc = Scenario { name: label.clone(), partitions: 1, size: 1024, acks: "1", producers: 1, records: ((gb * 1e9) / 1024.0) as usize };
+    let sc = Scenario { name: label.clone(), partitions: 1, size: 1024, acks: "1", producers: 1, records: ((gb * 1e9) / 1024.0) as usize, spread: false };
     let topic = format!("cmp-{run}-big");
     create_topic(bs, &topic, 1);
     let m = measure(pid, sc.records, sc.size, || produce(a, bs, &topic, &sc));
@@ -467,8 +474,34 @@ fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run:
     record(results, kind, format!("lagging consumer, {state}, reading the {label} while a producer appends | producer MB/s"), producer_mb_s);
 }
 
+/// Touches the machine's free memory once, page by page, then frees it. On a virtual
+/// machine whose host backs guest memory on first touch (here: 0.5 GB/s the first time,
+/// 26 GB/s after), whichever broker first fills the page cache or its heap with fresh
+/// pages would otherwise pay that inside its measurement.
+fn touch_free_memory() {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let available_kb: usize = meminfo.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let gb = (available_kb >> 20).saturating_sub(3);
+    let started = Instant::now();
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..gb {
+        let mut chunk = Vec::<u8>::with_capacity(1 << 30);
+        // SAFETY: u8 has no invalid values; every page is written before it is read.
+        unsafe { chunk.set_len(1 << 30) };
+        for page in chunk.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        chunks.push(chunk);
+    }
+    drop(chunks);
+    eprintln!("compare: touched {gb} GB of free memory in {:.1} s", started.elapsed().as_secs_f64());
+}
+
 fn main() {
     let a = args();
+    if a.bench {
+        touch_free_memory();
+    }
     let tansu = if a.only_ferrite { PathBuf::new() } else { tansu_binary(a.tansu.clone()) };
     assert!(ferrite_binary().exists(), "no {}: run cargo build --release (cargo build for the smoke)", ferrite_binary().display());
     let brokers: Vec<&str> = if a.only_ferrite { vec!["ferrite"] } else { vec!["ferrite", "tansu"] };
