@@ -19,6 +19,24 @@ const PAGE: usize = 4096;
 
 pub struct GuardedAlloc;
 
+#[cfg(test)]
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Allocations (and reallocations) made so far by the calling thread. Unit tests only:
+/// they check that the produce and fetch paths do not allocate per record or per batch.
+#[cfg(test)]
+pub fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+#[inline]
+fn count() {
+    #[cfg(test)]
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
 fn is_huge(layout: &Layout) -> bool {
     layout.size() >= HUGE && layout.align() <= PAGE
 }
@@ -45,6 +63,7 @@ unsafe fn unmap(ptr: *mut u8, size: usize) {
 
 unsafe impl GlobalAlloc for GuardedAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
         if is_huge(&layout) {
             map(layout.size())
         } else {
@@ -53,6 +72,7 @@ unsafe impl GlobalAlloc for GuardedAlloc {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
         if is_huge(&layout) {
             map(layout.size()) // anonymous mappings are zero-filled
         } else {
@@ -71,6 +91,7 @@ unsafe impl GlobalAlloc for GuardedAlloc {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
         if !is_huge(&layout) && !is_huge(&new_layout) {
+            count();
             return System.realloc(ptr, layout, new_size);
         }
         let new = self.alloc(new_layout);

@@ -3,6 +3,8 @@
 //! `Partition`.
 
 mod add_offsets_to_txn;
+#[cfg(all(test, feature = "alloc-guard"))]
+mod alloc_tests;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
