@@ -1,0 +1,104 @@
+//! Criterion benchmarks of the functions every produced byte or fetch passes through:
+//!
+//!   cargo bench --bench hot_paths
+//!
+//! - `validate_produced`: what the produce path does per batch (CRC-32C over the batch,
+//!   a walk over the records' varint framing for offsets and the max timestamp);
+//! - `Log::append`: validation done, one batch written to the active segment (page
+//!   cache) with its index entries;
+//! - `Log::read`: the fetch path's lookup of a file range for an offset (offset index,
+//!   then a scan of batch headers from the indexed position).
+//!
+//! Under `cargo test` each runs once, as a smoke.
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ferrite::config::LogConfig;
+use ferrite::storage::batch::validate_produced;
+use ferrite::storage::log::{LoadOptions, Log};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+/// One uncompressed batch of `n` records of `size` bytes, as a producer sends it.
+fn batch(n: usize, size: usize) -> BytesMut {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(Bytes::from(vec![b'x'; size])),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    buf
+}
+
+fn open_log(dir: &std::path::Path) -> Log {
+    let opts = LoadOptions { clean_shutdown: true, recovery_point: 0, log_start_offset: 0, now_ms: ferrite::time::now_ms() };
+    Log::open(dir, LogConfig::default(), opts).unwrap()
+}
+
+fn validate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("validate_produced");
+    for (n, size) in [(9_000, 100), (900, 1024)] {
+        let b = batch(n, size);
+        g.throughput(Throughput::Bytes(b.len() as u64));
+        g.bench_function(format!("{n} records of {size} B"), |bench| bench.iter(|| validate_produced(&b, usize::MAX).unwrap()));
+    }
+    g.finish();
+}
+
+fn append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("Log::append");
+    for (n, size) in [(1, 100), (100, 100), (900, 1024)] {
+        let b = batch(n, size);
+        let h = validate_produced(&b, usize::MAX).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open_log(dir.path());
+        g.throughput(Throughput::Bytes(b.len() as u64));
+        g.bench_function(format!("batch of {n} × {size} B"), |bench| {
+            bench.iter(|| log.append(&[(&b[..], h)], 0).unwrap());
+        });
+    }
+    g.finish();
+}
+
+fn read(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open_log(dir.path());
+    let b = batch(100, 100);
+    let h = validate_produced(&b, usize::MAX).unwrap();
+    let batches = 20_000; // 2 M records, ~220 MB
+    for _ in 0..batches {
+        log.append(&[(&b[..], h)], 0).unwrap();
+    }
+    let end = log.next_offset();
+    let mut g = c.benchmark_group("Log::read");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    g.bench_function("1 MB from a random offset of 2 M", |bench| {
+        bench.iter_batched(
+            || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % end as u64) as i64
+            },
+            |offset| log.read(offset, 1 << 20, true).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, validate, append, read);
+criterion_main!(benches);
