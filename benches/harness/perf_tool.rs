@@ -101,9 +101,10 @@ pub struct Run<'a> {
 }
 
 /// The client settings the compare bench uses with either client: 1 MB batches, 5 ms
-/// linger (librdkafka's default), deep queues.
-const PRODUCER_SETTINGS: [&str; 5] =
-    ["linger.ms=5", "batch.size=1000000", "queue.buffering.max.messages=2000000", "queue.buffering.max.kbytes=2000000", "enable.idempotence=false"];
+/// linger (librdkafka's default), deep queues; the consumer's as `consumer_config`'s.
+const PRODUCER_SETTINGS: [&str; 6] =
+    // log_level 3: not the tool's own consumer settings, which a producer warns it ignores.
+    ["log_level=3", "linger.ms=5", "batch.size=1000000", "queue.buffering.max.messages=2000000", "queue.buffering.max.kbytes=2000000", "enable.idempotence=false"];
 const CONSUMER_SETTINGS: [&str; 5] =
     // log_level 3: not the tool's own producer settings, which a consumer warns it ignores.
     ["log_level=3", "fetch.max.bytes=52428800", "max.partition.fetch.bytes=10485760", "queued.max.messages.kbytes=1048576", "queued.min.messages=10000000"];
