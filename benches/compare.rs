@@ -22,6 +22,7 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
+use harness::perf_tool::Placement;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -211,8 +212,7 @@ struct Scenario {
     acks: &'static str,
     producers: usize,
     records: usize,
-    /// Each record to its own partition in turn, not the client's sticky partitioner.
-    spread: bool,
+    placement: Placement,
 }
 
 /// Produces `records` records of `size` bytes over the partitions from `producers`
@@ -224,7 +224,7 @@ fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
             .map(|t| {
                 // The records split as evenly as the crate client's threads split them.
                 let records = (t..sc.records).step_by(sc.producers).len();
-                let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions: sc.partitions, spread: sc.spread, size: sc.size, acks: sc.acks, records };
+                let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions: sc.partitions, placement: sc.placement, size: sc.size, acks: sc.acks, records };
                 harness::perf_tool::produce(tool, &run, harness::PRODUCER_SET.get().unwrap())
             })
             .collect();
@@ -239,7 +239,7 @@ fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
                 let payload = vec![b'x'; sc.size];
                 for i in (t..sc.records).step_by(sc.producers) {
                     let rec = BaseRecord::<[u8], [u8]>::to(&topic).payload(&payload[..]);
-                    let rec = if sc.spread || sc.partitions == 1 { rec.partition(i as i32 % sc.partitions) } else { rec };
+                    let rec = if sc.placement == Placement::Partitioner { rec } else { rec.partition(i as i32 % sc.partitions) };
                     harness::send(&p, rec);
                 }
                 p.flush(Duration::from_secs(600)).expect("flush");
@@ -256,7 +256,7 @@ fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
 fn consume(a: &Args, bs: &str, topic: &str, partitions: i32, n: usize) -> Duration {
     if let Some(tool) = &a.tool {
         let start = Instant::now();
-        let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions, spread: false, size: 0, acks: "1", records: n };
+        let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions, placement: Placement::Explicit, size: 0, acks: "1", records: n };
         harness::perf_tool::wait_all(vec![harness::perf_tool::consume(tool, &run, harness::CONSUMER_SET.get().unwrap())], Duration::from_secs(600));
         return start.elapsed();
     }
@@ -334,7 +334,15 @@ fn consume_one_metadata(bs: &str) -> bool {
 
 fn scenarios(scale: f64) -> Vec<Scenario> {
     let n = |base: f64| ((base * scale) as usize).max(1000);
-    let sc = |name: &str, partitions, size, acks, producers, records| Scenario { name: name.into(), partitions, size, acks, producers, records, spread: false };
+    let sc = |name: &str, partitions, size, acks, producers, records| Scenario {
+        name: name.into(),
+        partitions,
+        size,
+        acks,
+        producers,
+        records,
+        placement: if partitions == 1 { Placement::Explicit } else { Placement::Partitioner },
+    };
     vec![
         sc("1 partition, 100 B, acks=1, 1 producer", 1, 100, "1", 1, n(10_000_000.0)),
         sc("1 partition, 1 KiB, acks=all, 1 producer", 1, 1024, "all", 1, n(1_000_000.0)),
@@ -344,7 +352,9 @@ fn scenarios(scale: f64) -> Vec<Scenario> {
         sc("1000 partitions, 1 KiB, acks=1, 10 producers", 1000, 1024, "1", 10, n(1_000_000.0)),
         // The same 64 partitions with every record sent to a random one, so that each
         // request carries 64 small batches: the per-batch costs of client and broker.
-        Scenario { spread: true, ..sc("64 partitions, 100 B, acks=1, 1 producer, records spread one by one", 64, 100, "1", 1, n(10_000_000.0)) },
+        Scenario { placement: Placement::Spread, ..sc("64 partitions, 100 B, acks=1, 1 producer, records spread one by one", 64, 100, "1", 1, n(10_000_000.0)) },
+        // One partition with the client code path of the multi-partition scenarios.
+        Scenario { placement: Placement::Partitioner, ..sc("1 partition, 100 B, acks=1, 1 producer, through the partitioner", 1, 100, "1", 1, n(10_000_000.0)) },
     ]
 }
 
@@ -444,7 +454,7 @@ fn record_latency(results: &mut Results, kind: &str, scenario: &str, lat: &harne
 fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run: usize) {
     let gb = 3.0 * a.scale;
     let label = format!("{gb:.1} GB log");
-    let sc = Scenario { name: label.clone(), partitions: 1, size: 1024, acks: "1", producers: 1, records: ((gb * 1e9) / 1024.0) as usize, spread: false };
+    let sc = Scenario { name: label.clone(), partitions: 1, size: 1024, acks: "1", producers: 1, records: ((gb * 1e9) / 1024.0) as usize, placement: Placement::Explicit };
     let topic = format!("cmp-{run}-big");
     create_topic(bs, &topic, 1);
     let m = measure(pid, sc.records, sc.size, || produce(a, bs, &topic, &sc));

@@ -84,17 +84,28 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Where producers send records.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Placement {
+    /// The application names the partition (`-p 0`, one partition only: the tool's
+    /// usual way).
+    Explicit,
+    /// Keyless records left to librdkafka's partitioner: sticky, one partition per
+    /// `linger.ms` x 2 and then another, as Kafka's own clients do since KIP-480.
+    Partitioner,
+    /// Every record to a random partition (`sticky.partitioning.linger.ms=0`): a request
+    /// carries a small batch for every partition.
+    Spread,
+}
+
 /// One run of the tool against a topic.
 pub struct Run<'a> {
     pub bootstrap: &'a str,
     pub topic: &'a str,
-    /// Partitions of the topic; a consumer reads all of them. Producers leave keyless
-    /// records to librdkafka's partitioner: sticky (one partition per `linger.ms` x 2,
-    /// then another, as Kafka's own clients do since KIP-480) unless `spread`.
+    /// Partitions of the topic; a consumer reads all of them.
     pub partitions: i32,
-    /// Every record to a random partition (`sticky.partitioning.linger.ms=0`): a
-    /// request carries a small batch for every partition.
-    pub spread: bool,
+    /// Where a producer sends each record.
+    pub placement: Placement,
     pub size: usize,
     pub acks: &'a str,
     pub records: usize,
@@ -127,10 +138,15 @@ pub fn produce(tool: &Path, run: &Run, extra: &[(String, String)]) -> Child {
     let acks = if run.acks == "all" { "-1" } else { run.acks };
     let mut c = base(tool, "-P", run, &PRODUCER_SETTINGS, extra);
     c.args(["-s", &run.size.to_string(), "-c", &run.records.to_string(), "-a", acks]);
-    if run.partitions == 1 {
-        c.args(["-p", "0"]);
-    } else if run.spread {
-        c.args(["-X", "sticky.partitioning.linger.ms=0"]);
+    match run.placement {
+        Placement::Explicit => {
+            assert_eq!(run.partitions, 1, "the tool's producer names one partition only");
+            c.args(["-p", "0"]);
+        }
+        Placement::Spread => {
+            c.args(["-X", "sticky.partitioning.linger.ms=0"]);
+        }
+        Placement::Partitioner => {}
     }
     c.spawn().expect("rdkafka_performance starts")
 }
@@ -166,7 +182,7 @@ pub fn wait_all(children: Vec<Child>, limit: Duration) {
 /// Starts a latency-mode consumer (`-l`) of `total` records after the first one of
 /// partition 0, writing each record's latency in µs to `file` (`-A`).
 pub fn latency_consumer(tool: &Path, bs: &str, topic: &str, total: usize, file: &Path, extra: &[(String, String)]) -> Child {
-    let run = Run { bootstrap: bs, topic, partitions: 1, spread: false, size: 0, acks: "1", records: total };
+    let run = Run { bootstrap: bs, topic, partitions: 1, placement: Placement::Explicit, size: 0, acks: "1", records: total };
     let mut c = base(tool, "-C", &run, &CONSUMER_SETTINGS, extra);
     c.args(["-p", "0", "-o", "1", "-c", &total.to_string(), "-l", "-A"]).arg(file);
     // Brokers that answer a parked fetch only at its deadline are not held to 500 ms.
