@@ -216,8 +216,8 @@ struct Scenario {
 }
 
 /// Produces `records` records of `size` bytes over the partitions from `producers`
-/// clients; returns the elapsed time.
-fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
+/// clients; returns the elapsed time, or `None` when a record was not acknowledged.
+fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Option<Duration> {
     let start = Instant::now();
     if let Some(tool) = &a.tool {
         let children = (0..sc.producers)
@@ -228,8 +228,8 @@ fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
                 harness::perf_tool::produce(tool, &run, harness::PRODUCER_SET.get().unwrap())
             })
             .collect();
-        harness::perf_tool::wait_all(children, Duration::from_secs(600));
-        return start.elapsed();
+        let ok = harness::perf_tool::wait_all(children, Duration::from_secs(600));
+        return ok.then(|| start.elapsed());
     }
     let threads: Vec<_> = (0..sc.producers)
         .map(|t| {
@@ -249,16 +249,17 @@ fn produce(a: &Args, bs: &str, topic: &str, sc: &Scenario) -> Duration {
     for t in threads {
         t.join().unwrap();
     }
-    start.elapsed()
+    Some(start.elapsed())
 }
 
 /// Reads `n` records from the start of every partition; returns the elapsed time.
-fn consume(a: &Args, bs: &str, topic: &str, partitions: i32, n: usize) -> Duration {
+fn consume(a: &Args, bs: &str, topic: &str, partitions: i32, n: usize) -> Option<Duration> {
     if let Some(tool) = &a.tool {
         let start = Instant::now();
         let run = harness::perf_tool::Run { bootstrap: bs, topic, partitions, placement: Placement::Explicit, size: 0, acks: "1", records: n };
-        harness::perf_tool::wait_all(vec![harness::perf_tool::consume(tool, &run, harness::CONSUMER_SET.get().unwrap())], Duration::from_secs(600));
-        return start.elapsed();
+        let child = harness::perf_tool::consume(tool, &run, harness::CONSUMER_SET.get().unwrap());
+        let ok = harness::perf_tool::wait_all(vec![child], Duration::from_secs(600));
+        return ok.then(|| start.elapsed());
     }
     let c = harness::throughput_consumer(bs);
     let mut tpl = TopicPartitionList::new();
@@ -275,7 +276,7 @@ fn consume(a: &Args, bs: &str, topic: &str, partitions: i32, n: usize) -> Durati
         }
         assert!(start.elapsed() < Duration::from_secs(600), "consume stalled at {got} of {n}");
     }
-    start.elapsed()
+    Some(start.elapsed())
 }
 
 /// What one broker did in one scenario.
@@ -286,12 +287,27 @@ struct Measure {
     cpu_s_per_gb: f64,
 }
 
-fn measure(pid: u32, n: usize, size: usize, run: impl FnOnce() -> Duration) -> Measure {
+fn measure(pid: u32, n: usize, size: usize, run: impl FnOnce() -> Option<Duration>) -> Option<Measure> {
     let cpu0 = cpu_seconds(pid);
-    let t = run().as_secs_f64();
+    let t = run()?.as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
     let gb = (n * size) as f64 / 1e9;
-    Measure { records_per_s: n as f64 / t, mb_per_s: gb * 1e3 / t, cpu_s_per_gb: cpu / gb }
+    Some(Measure { records_per_s: n as f64 / t, mb_per_s: gb * 1e3 / t, cpu_s_per_gb: cpu / gb })
+}
+
+/// Records a measurement's three figures under `scenario`, or that the run failed.
+fn record_measure(results: &mut Results, kind: &str, scenario: &str, m: Option<Measure>) {
+    match m {
+        Some(m) => {
+            record(results, kind, format!("{scenario} | rec/s"), m.records_per_s);
+            record(results, kind, format!("{scenario} | MB/s"), m.mb_per_s);
+            record(results, kind, format!("{scenario} | CPU s/GB"), m.cpu_s_per_gb);
+        }
+        None => {
+            eprintln!("{kind}: {scenario}: failed");
+            record(results, kind, format!("{scenario} | failed runs"), 1.0);
+        }
+    }
 }
 
 /// Opens `n` connections that each complete an ApiVersions exchange and then stay idle;
@@ -386,14 +402,11 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
         let topic = format!("cmp-{run}-{i}");
         create_topic(&bs, &topic, sc.partitions);
         let m = measure(pid, sc.records, sc.size, || produce(a, &bs, &topic, sc));
-        record(results, kind, format!("produce {} | rec/s", sc.name), m.records_per_s);
-        record(results, kind, format!("produce {} | MB/s", sc.name), m.mb_per_s);
-        record(results, kind, format!("produce {} | CPU s/GB", sc.name), m.cpu_s_per_gb);
-        if i == 0 || i == 1 {
+        let produced = m.is_some();
+        record_measure(results, kind, &format!("produce {}", sc.name), m);
+        if (i == 0 || i == 1) && produced {
             let m = measure(pid, sc.records, sc.size, || consume(a, &bs, &topic, sc.partitions, sc.records));
-            record(results, kind, format!("consume from start, {} B | rec/s", sc.size), m.records_per_s);
-            record(results, kind, format!("consume from start, {} B | MB/s", sc.size), m.mb_per_s);
-            record(results, kind, format!("consume from start, {} B | CPU s/GB", sc.size), m.cpu_s_per_gb);
+            record_measure(results, kind, &format!("consume from start, {} B", sc.size), m);
         }
     }
     record(results, kind, "start | ready after exec ms".into(), broker.ready.as_secs_f64() * 1e3);
@@ -457,12 +470,17 @@ fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run:
     let sc = Scenario { name: label.clone(), partitions: 1, size: 1024, acks: "1", producers: 1, records: ((gb * 1e9) / 1024.0) as usize, placement: Placement::Explicit };
     let topic = format!("cmp-{run}-big");
     create_topic(bs, &topic, 1);
-    let m = measure(pid, sc.records, sc.size, || produce(a, bs, &topic, &sc));
+    let Some(m) = measure(pid, sc.records, sc.size, || produce(a, bs, &topic, &sc)) else {
+        record_measure(results, kind, &format!("produce {label}, 1 KiB"), None);
+        return;
+    };
     record(results, kind, format!("produce {label}, 1 KiB | MB/s"), m.mb_per_s);
     record(results, kind, format!("after producing the {label} | RSS MB"), status_mb(pid, "VmRSS:"));
     let m = measure(pid, sc.records, sc.size, || consume(a, bs, &topic, 1, sc.records));
-    record(results, kind, format!("consume the {label} from the start, warm | MB/s"), m.mb_per_s);
-    record(results, kind, format!("consume the {label} from the start, warm | CPU s/GB"), m.cpu_s_per_gb);
+    if let Some(m) = m {
+        record(results, kind, format!("consume the {label} from the start, warm | MB/s"), m.mb_per_s);
+        record(results, kind, format!("consume the {label} from the start, warm | CPU s/GB"), m.cpu_s_per_gb);
+    }
     // Only a real run drops the machine's page cache (never the smoke under cargo test).
     let dropped = a.bench
         && std::process::Command::new("sh").args(["-c", "sync && echo 1 > /proc/sys/vm/drop_caches"]).status().is_ok_and(|s| s.success());
@@ -474,14 +492,18 @@ fn big_log(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run:
         let more = Scenario { records: sc.records / 4, ..sc.clone() };
         std::thread::spawn(move || {
             let t = produce(&a, &bs, &topic, &more);
-            (more.records * more.size) as f64 / 1e6 / t.as_secs_f64()
+            t.map(|t| (more.records * more.size) as f64 / 1e6 / t.as_secs_f64())
         })
     };
     let m = measure(pid, sc.records, sc.size, || consume(a, bs, &topic, 1, sc.records));
     let producer_mb_s = appender.join().unwrap();
-    let state = if dropped { "cold" } else { "warm" };
-    record(results, kind, format!("lagging consumer, {state}, reading the {label} while a producer appends | consumer MB/s"), m.mb_per_s);
-    record(results, kind, format!("lagging consumer, {state}, reading the {label} while a producer appends | producer MB/s"), producer_mb_s);
+    let scenario = format!("lagging consumer, {}, reading the {label} while a producer appends", if dropped { "cold" } else { "warm" });
+    if let (Some(m), Some(p)) = (m, producer_mb_s) {
+        record(results, kind, format!("{scenario} | consumer MB/s"), m.mb_per_s);
+        record(results, kind, format!("{scenario} | producer MB/s"), p);
+    } else {
+        record_measure(results, kind, &scenario, None);
+    }
 }
 
 /// Touches the machine's free memory once, page by page, then frees it. On a virtual
