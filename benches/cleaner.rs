@@ -20,8 +20,8 @@ use ferrite::storage::batch::validate_produced;
 use ferrite::storage::cleaner::{clean, Throttle};
 use ferrite::storage::log::{LoadOptions, Log};
 use ferrite::storage::Partition;
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use ferrite::testing::records::{self, record};
+use kafka_protocol::records::Compression;
 use rdkafka::producer::{BaseRecord, Producer};
 use std::time::{Duration, Instant};
 
@@ -47,26 +47,10 @@ fn value(seed: usize) -> Bytes {
 }
 
 fn batch(first: usize, n: usize, compression: Compression) -> BytesMut {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1_000,
-            key: Some(Bytes::from(format!("key-{:06}", (first + i) % KEYS))),
-            value: Some(value(first + i)),
-            headers: IndexMap::new(),
-        })
+    let records: Vec<_> = (0..n)
+        .map(|i| record(i as i64, 1_000, Some(Bytes::from(format!("key-{:06}", (first + i) % KEYS))), Some(value(first + i))))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf
+    records::batch(&records, compression)
 }
 
 /// Cleans `mb` MB of updates in one pass; returns (MB/s read, records/s, MB before, MB after).

@@ -267,16 +267,7 @@ fn consume(a: &Args, bs: &str, topic: &str, partitions: i32, n: usize) -> Option
         tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
     }
     c.assign(&tpl).unwrap();
-    let start = Instant::now();
-    let mut got = 0;
-    while got < n {
-        if let Some(m) = c.poll(Duration::from_millis(100)) {
-            m.expect("consume");
-            got += 1;
-        }
-        assert!(start.elapsed() < Duration::from_secs(600), "consume stalled at {got} of {n}");
-    }
-    Some(start.elapsed())
+    Some(harness::drain(&c, n, Duration::from_secs(600)))
 }
 
 /// What one broker did in one scenario.

@@ -16,31 +16,14 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ferrite::config::LogConfig;
 use ferrite::storage::batch::validate_produced;
 use ferrite::storage::log::{LoadOptions, Log};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use ferrite::testing::records::{self, record};
+use kafka_protocol::records::Compression;
 
 /// One uncompressed batch of `n` records of `size` bytes, as a producer sends it.
 fn batch(n: usize, size: usize) -> BytesMut {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; size])),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
-    buf
+    let value = Bytes::from(vec![b'x'; size]);
+    let records: Vec<_> = (0..n as i64).map(|i| record(i, 1_700_000_000_000 + i, None, Some(value.clone()))).collect();
+    records::batch(&records, Compression::None)
 }
 
 fn open_log(dir: &std::path::Path) -> Log {

@@ -10,7 +10,7 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
-use harness::{consumer, latency, pct, producer, send};
+use harness::{consumer, drain, latency, pct, producer, send};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::Offset;
 use std::time::{Duration, Instant};
@@ -54,16 +54,7 @@ fn produce(bs: &str, topic: &str, n: usize, size: usize, acks: &str) -> Duration
 
 fn consume(bs: &str, topic: &str, n: usize) -> Duration {
     let c = consumer(bs, topic, Offset::Beginning);
-    let start = Instant::now();
-    let mut got = 0;
-    while got < n {
-        if let Some(m) = c.poll(Duration::from_millis(100)) {
-            m.expect("consume");
-            got += 1;
-        }
-        assert!(start.elapsed() < Duration::from_secs(300), "consume timed out at {got}");
-    }
-    start.elapsed()
+    drain(&c, n, Duration::from_secs(300))
 }
 
 fn main() {

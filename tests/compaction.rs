@@ -73,24 +73,9 @@ fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
 fn raw_produce_without_key(broker: &EmbeddedBroker) -> i16 {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1,
-        key: None,
-        value: Some(bytes::Bytes::from_static(b"v")),
-        headers: Default::default(),
-    };
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    use ferrite::testing::records::{batch, record};
+    use kafka_protocol::records::Compression;
+    let buf = batch(&[record(0, 1, None, Some(bytes::Bytes::from_static(b"v")))], Compression::None);
     let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
         .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_static_str("compacted")))
         .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze()))])]);

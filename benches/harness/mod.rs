@@ -79,6 +79,21 @@ pub fn consumer(bs: &str, topic: &str, from: Offset) -> BaseConsumer {
     c
 }
 
+/// Polls `c` until it has delivered `n` records; returns how long that took. A stall
+/// past `limit` fails the bench.
+pub fn drain(c: &BaseConsumer, n: usize, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut got = 0;
+    while got < n {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            m.expect("consume");
+            got += 1;
+        }
+        assert!(start.elapsed() < limit, "consume stalled at {got} of {n}");
+    }
+    start.elapsed()
+}
+
 /// A throughput consumer (`consumer_config` with `--consumer-set` applied).
 pub fn throughput_consumer(bs: &str) -> BaseConsumer {
     with_extra(consumer_config(bs), &CONSUMER_SET).create().expect("consumer")
@@ -89,7 +104,6 @@ pub struct LatencyRun {
     /// Sorted, one per record received.
     pub samples: Vec<Duration>,
     pub sent: u64,
-    pub sent_per_s: f64,
     pub received_per_s: f64,
 }
 
@@ -153,12 +167,11 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
             }
         }
     }
-    let sending = start.elapsed();
     p.flush(Duration::from_secs(60)).unwrap();
     let mut samples = consumer.finish(Duration::from_secs(30));
     let received = start.elapsed();
     samples.sort();
-    LatencyRun { sent, sent_per_s: sent as f64 / sending.as_secs_f64(), received_per_s: samples.len() as f64 / received.as_secs_f64(), samples }
+    LatencyRun { sent, received_per_s: samples.len() as f64 / received.as_secs_f64(), samples }
 }
 
 /// The consuming side of a latency run: reads `total` records after the warm-up one.

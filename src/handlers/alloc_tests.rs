@@ -10,12 +10,12 @@ use crate::server::connection::ConnectionInfo;
 use crate::server::frame::Chunk;
 use crate::{Broker, BrokerConfig};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use crate::testing::records::{self, record};
+use kafka_protocol::records::Compression;
 
 struct Harness {
     rt: tokio::runtime::Runtime,
@@ -84,28 +84,9 @@ fn request<T: Encodable>(key: ApiKey, version: i16, body: &T) -> BytesMut {
 
 /// One uncompressed batch of `n` 100-byte records (asserted: one batch).
 fn batch(n: usize) -> BytesMut {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch where sequences are not consecutive; the
-            // first record's -1 makes the batch's base sequence "none".
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(Bytes::from(vec![b'v'; 100])),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let opts = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &opts).unwrap();
+    let value = Bytes::from(vec![b'v'; 100]);
+    let records: Vec<_> = (0..n as i64).map(|i| record(i, 1_700_000_000_000 + i, None, Some(value.clone()))).collect();
+    let buf = records::batch(&records, Compression::None);
     let header = crate::storage::batch::BatchHeader::parse(&buf).unwrap();
     assert_eq!((header.size, header.record_count as usize), (buf.len(), n), "one batch of {n} records");
     buf

@@ -46,23 +46,33 @@ pub fn check_offsets<'a>(ctx: &Ctx<'_>, topics: impl Iterator<Item = (&'a str, V
     (verdicts, commits)
 }
 
-pub async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> Outcome {
-    let groups = &ctx.state.groups;
-    let (verdicts, commits) = check_offsets(
-        ctx,
-        req.topics.iter().map(|t| {
+/// The offsets an OffsetCommit or TxnOffsetCommit request offers, per topic (the two
+/// requests' generated types share these field names); leader epochs are sent from
+/// version `$epoch_since`.
+macro_rules! offered {
+    ($ctx:expr, $topics:expr, $epoch_since:expr) => {
+        $topics.iter().map(|t| {
             let offered = t
                 .partitions
                 .iter()
                 .map(|p| Offered {
                     partition: p.partition_index,
                     offset: p.committed_offset,
-                    leader_epoch: if ctx.version >= 6 { p.committed_leader_epoch } else { -1 },
+                    leader_epoch: if $ctx.version >= $epoch_since { p.committed_leader_epoch } else { -1 },
                     metadata: p.committed_metadata.as_deref(),
                 })
                 .collect();
             (t.name.as_str(), offered)
-        }),
+        })
+    };
+}
+pub(super) use offered;
+
+pub async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> Outcome {
+    let groups = &ctx.state.groups;
+    let (verdicts, commits) = check_offsets(
+        ctx,
+        offered!(ctx, req.topics, 6),
     );
     tracing::debug!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), epoch = req.generation_id_or_member_epoch,
         partitions = ?commits.iter().map(|(tp, c)| (tp.1, c.offset)).collect::<Vec<_>>(), "offset commit");

@@ -3,7 +3,7 @@
 //! transaction commits. The producer is checked with the transaction coordinator, the
 //! member (when given, v3+) with the group coordinator.
 
-use super::offset_commit::{check_offsets, Offered};
+use super::offset_commit::{check_offsets, offered, Offered};
 use super::{code, fenced_as, Ctx, Outcome};
 use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
@@ -14,19 +14,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> Outcome {
     let groups = &ctx.state.groups;
     let (verdicts, commits) = check_offsets(
         ctx,
-        req.topics.iter().map(|t| {
-            let offered = t
-                .partitions
-                .iter()
-                .map(|p| Offered {
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: if ctx.version >= 2 { p.committed_leader_epoch } else { -1 },
-                    metadata: p.committed_metadata.as_deref(),
-                })
-                .collect();
-            (t.name.as_str(), offered)
-        }),
+        offered!(ctx, req.topics, 2),
     );
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     let result = match ctx.state.txns.validate_producer(&req.transactional_id, pid, epoch) {

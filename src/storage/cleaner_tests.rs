@@ -7,8 +7,8 @@ use crate::config::{CleanupPolicy, LogConfig};
 use crate::storage::batch::validate_produced;
 use crate::storage::log::{LoadOptions, Log};
 use crate::storage::log::swap::CRASH_AFTER_STEP;
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{Compression, Record, TimestampType};
+use crate::testing::records::{self, record};
+use kafka_protocol::records::Compression;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -29,27 +29,12 @@ fn open(dir: &Path) -> Partition {
 
 /// One batch of `(key, value)` records (value None: a tombstone) at timestamp `ts`.
 fn append(part: &Partition, kvs: &[(&str, Option<&str>)], ts: i64, compression: Compression) {
-    let records: Vec<Record> = kvs
+    let records: Vec<_> = kvs
         .iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: ts,
-            key: Some(Bytes::copy_from_slice(k.as_bytes())),
-            value: v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-            headers: IndexMap::new(),
-        })
+        .map(|(i, (k, v))| record(i as i64, ts, Some(Bytes::copy_from_slice(k.as_bytes())), v.map(|v| Bytes::copy_from_slice(v.as_bytes()))))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression }).unwrap();
+    let buf = records::batch(&records, compression);
     let h = validate_produced(&buf, usize::MAX).unwrap();
     part.append(&[(&buf[..], h)]).unwrap();
 }

@@ -1,8 +1,9 @@
 //! Brokers for tests: `EmbeddedBroker` runs in the test's own process (no Docker), and,
 //! with the `testcontainers` cargo feature, `Ferrite` runs the `ferrite` image through
-//! testcontainers.
+//! testcontainers. `records` builds record batches as producers send them.
 
 mod embedded;
+pub mod records;
 #[cfg(feature = "testcontainers")]
 mod container;
 
