@@ -15,7 +15,9 @@
 //! `--scenario TEXT` runs only the sections whose name contains TEXT (`produce 64`,
 //! `latency`, `big log`, `idle connections`);
 //! `--producer-set k=v` / `--consumer-set k=v` add librdkafka settings to every client of
-//! that kind, for every broker alike.
+//! that kind, for every broker alike; `--no-touch` skips touching free memory first
+//! (see `touch_free_memory`), for repeated runs on a VM whose memory is already backed;
+//! `--latency-dir DIR` keeps every latency run's samples there, one file per run.
 //! Under `cargo test` (no `--bench`) it is a short smoke of Ferrite alone, against the
 //! debug binary `cargo build` made.
 
@@ -46,11 +48,13 @@ struct Args {
     filter: Option<String>,
     /// librdkafka's performance tool (the default) or a poll loop through the crate.
     tool: Option<PathBuf>,
+    /// Touch free memory before the first round (off with `--no-touch` for repeated runs).
+    touch: bool,
 }
 
 fn args() -> Args {
     let bench = std::env::args().any(|a| a == "--bench");
-    let mut a = Args { bench, rounds: 3, scale: 1.0, tansu: None, only_ferrite: !bench, rate: 20_000, filter: None, tool: None };
+    let mut a = Args { bench, rounds: 3, scale: 1.0, tansu: None, only_ferrite: !bench, rate: 20_000, filter: None, tool: None, touch: bench };
     let mut crate_client = false;
     if !bench {
         (a.rounds, a.scale, a.rate) = (1, 0.002, 1_000);
@@ -65,6 +69,8 @@ fn args() -> Args {
             "--only" => a.only_ferrite = it.next().as_deref() == Some("ferrite"),
             "--rate" => a.rate = it.next().and_then(|v| v.parse().ok()).expect("--rate R"),
             "--scenario" => a.filter = it.next(),
+            "--no-touch" => a.touch = false,
+            "--latency-dir" => harness::LATENCY_DIR.set(it.next().expect("--latency-dir DIR").into()).unwrap(),
             "--client" => crate_client = it.next().as_deref() == Some("crate"),
             "--producer-set" => producer_set.push(harness::parse_setting(&it.next().expect("--producer-set k=v"))),
             "--consumer-set" => consumer_set.push(harness::parse_setting(&it.next().expect("--consumer-set k=v"))),
@@ -521,7 +527,7 @@ fn touch_free_memory() {
 
 fn main() {
     let a = args();
-    if a.bench {
+    if a.touch {
         touch_free_memory();
     }
     let tansu = if a.only_ferrite { PathBuf::new() } else { tansu_binary(a.tansu.clone()) };

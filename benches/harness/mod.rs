@@ -2,6 +2,7 @@
 //! latency at a fixed offered rate.
 #![allow(dead_code)]
 
+pub mod burst;
 pub mod perf_tool;
 
 use rdkafka::config::ClientConfig;
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 /// k=v`), applied last, the same for every broker under test.
 pub static PRODUCER_SET: OnceLock<Vec<(String, String)>> = OnceLock::new();
 pub static CONSUMER_SET: OnceLock<Vec<(String, String)>> = OnceLock::new();
+/// Where latency runs leave their samples (`--latency-dir DIR`), to look at a tail in time.
+pub static LATENCY_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
 
 fn with_extra(mut cfg: ClientConfig, extra: &OnceLock<Vec<(String, String)>>) -> ClientConfig {
     for (k, v) in extra.get().map(Vec::as_slice).unwrap_or(&[]) {
@@ -126,8 +129,13 @@ fn now_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
 }
 
+/// How often the paced producer of a latency run hands its due records to librdkafka: a
+/// burst a millisecond, the batching linger.ms=1 would give.
+const TICK: Duration = Duration::from_millis(1);
+
 /// Sends `total` 100-byte records — `rate` records/s, or as fast as the producer goes
-/// with `None` — each stamped with its send time, and measures when a consumer sees them:
+/// with `None` — each stamped with its send time (paced runs hand them over once per
+/// `TICK`, those of one tick in one call), and measures when a consumer sees them:
 /// librdkafka's performance tool (`-l -A`) when `tool` is given, else a poll loop through
 /// the crate.
 pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: Option<&std::path::Path>) -> LatencyRun {
@@ -137,41 +145,52 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
     p.flush(Duration::from_secs(30)).unwrap();
     let consumer = LatencyConsumer::start(bs, topic, total as usize, tool);
     std::thread::sleep(Duration::from_secs(2)); // consumer connected, its fetch parked
+    let burst = burst::BurstProducer::new(&p, topic, 0);
     let mut payload = [b' '; 100];
+    let mut records: Vec<u8> = Vec::new();
     let start = Instant::now();
     let mut sent: u64 = 0;
     while sent < total {
-        // Send every record due by now (a burst when the loop fell behind), serve
-        // delivery reports, then sleep until the next is due: no spinning, so the
-        // producer does not take a core from the broker and the consumer.
+        // Hand librdkafka every record due by now in one call (see `burst`), each stamped
+        // with this moment, serve delivery reports, then sleep until the next tick: no
+        // spinning, so the producer does not take a core from the broker and the consumer.
         let due = match rate {
             Some(r) => (start.elapsed().as_nanos() as u64 * r / 1_000_000_000).min(total),
             None => (sent + 1_000).min(total),
         };
-        let mut burst = 0;
-        while sent < due {
-            // A stamp per 16 records: a record sent a little after its stamp only
-            // overstates its latency.
-            if burst % 16 == 0 {
-                stamp(&mut payload);
+        if due > sent {
+            stamp(&mut payload);
+            records.clear();
+            for _ in sent..due {
+                records.extend_from_slice(&payload);
             }
-            send(&p, BaseRecord::<[u8], [u8]>::to(topic).partition(0).payload(&payload[..]));
-            (sent, burst) = (sent + 1, burst + 1);
+            burst.send(&records, payload.len());
+            sent = due;
         }
         p.poll(Duration::ZERO);
-        if let Some(r) = rate {
-            let next = start + Duration::from_nanos((sent + 1) * 1_000_000_000 / r);
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep((next - now).min(Duration::from_millis(1)));
-            }
+        if rate.is_some() {
+            let next = start + TICK * (start.elapsed().as_nanos() / TICK.as_nanos() + 1) as u32;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
     }
+    drop(burst);
     p.flush(Duration::from_secs(60)).unwrap();
     let mut samples = consumer.finish(Duration::from_secs(30));
+    if let Some(dir) = LATENCY_DIR.get() {
+        keep_samples(&dir.join(format!("{topic}.txt")), &samples);
+    }
     let received = start.elapsed();
     samples.sort();
     LatencyRun { sent, received_per_s: samples.len() as f64 / received.as_secs_f64(), samples }
+}
+
+/// Writes one latency in µs per line, in the order the records arrived: at a fixed rate
+/// the line number tells when a record was sent, so a stall shows where it happened.
+fn keep_samples(path: &std::path::Path, samples: &[Duration]) {
+    let text: String = samples.iter().map(|d| format!("{}\n", d.as_micros())).collect();
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("could not keep latency samples in {}: {e}", path.display());
+    }
 }
 
 /// The consuming side of a latency run: reads `total` records after the warm-up one.
