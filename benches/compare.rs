@@ -171,13 +171,6 @@ fn tansu_binary(given: Option<PathBuf>) -> PathBuf {
     bin
 }
 
-/// The kernel's clock tick for /proc CPU times (`getconf CLK_TCK`, 100 on Linux).
-fn clock_ticks_per_second() -> f64 {
-    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *HZ.get_or_init(|| {
-        Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
-    })
-}
 
 /// User+system CPU seconds the process has used so far.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -186,7 +179,7 @@ fn cpu_seconds(pid: u32) -> f64 {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = clock_ticks_per_second();
+    let hz = harness::clock_ticks_per_second();
     (ticks(11) + ticks(12)) / hz
 }
 
@@ -408,7 +401,7 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
     }
     record(results, kind, "start | ready after exec ms".into(), broker.ready.as_secs_f64() * 1e3);
     if wants("latency") {
-        latencies(kind, a, &bs, results, run);
+        latencies(kind, a, &bs, pid, results, run);
     }
     if wants("big log") {
         big_log(kind, a, &bs, pid, results, run);
@@ -424,7 +417,7 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
 
 /// End-to-end latency, one partition: at a fixed rate, at the end-to-end maximum, and at
 /// half of the end-to-end and of the produce-only maximum.
-fn latencies(kind: &str, a: &Args, bs: &str, results: &mut Results, run: usize) {
+fn latencies(kind: &str, a: &Args, bs: &str, pid: u32, results: &mut Results, run: usize) {
     let bs = bs.to_string();
     let secs = if a.bench { 10 } else { 1 };
     let tool = a.tool.as_deref();
@@ -435,9 +428,15 @@ fn latencies(kind: &str, a: &Args, bs: &str, results: &mut Results, run: usize) 
     record(results, kind, "end-to-end at the max rate | received rec/s".into(), max.received_per_s);
     record(results, kind, "end-to-end at the max rate | p99 ms".into(), harness::pct(&max.samples, 0.99));
     let half = (max.received_per_s / 2.0) as u64;
+    let broker0 = cpu_seconds(pid);
     let lat = harness::latency_run(&bs, &format!("cmp-{run}-latency-half"), Some(half), half * secs, tool);
+    let broker = cpu_seconds(pid) - broker0; // an idle broker's share before the run is nil
     record(results, kind, "end-to-end latency at half the end-to-end max | offered rec/s".into(), half as f64);
     record_latency(results, kind, "end-to-end latency at half the end-to-end max", &lat);
+    // How loaded the machine was: the clients and the broker share its cores.
+    let wall = lat.elapsed.as_secs_f64();
+    record(results, kind, "end-to-end latency at half the end-to-end max | machine busy %".into(), lat.machine_busy * 100.0);
+    record(results, kind, "end-to-end latency at half the end-to-end max | broker CPU % of a core".into(), 100.0 * broker / wall);
     // Half of the produce-only maximum for 100-byte records on one partition.
     let produce_max = results.get(&(format!("produce {} | rec/s", scenarios(a.scale)[0].name), kind.to_string())).and_then(|v| v.last()).copied();
     if let Some(max) = produce_max {

@@ -108,6 +108,10 @@ pub struct LatencyRun {
     pub samples: Vec<Duration>,
     pub sent: u64,
     pub received_per_s: f64,
+    /// From the first record sent to the last received (or the consumer giving up).
+    pub elapsed: Duration,
+    /// The share of all cores busy meanwhile (clients, broker, everything else).
+    pub machine_busy: f64,
 }
 
 /// A 100-byte payload carrying its send time as `LATENCY:<µs since the epoch>`, the
@@ -148,7 +152,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
     let burst = burst::BurstProducer::new(&p, topic, 0);
     let mut payload = [b' '; 100];
     let mut records: Vec<u8> = Vec::new();
-    let start = Instant::now();
+    let (start, busy0) = (Instant::now(), machine_busy_seconds());
     let mut sent: u64 = 0;
     while sent < total {
         // Hand librdkafka every record due by now in one call (see `burst`), each stamped
@@ -176,12 +180,33 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
     drop(burst);
     p.flush(Duration::from_secs(60)).unwrap();
     let mut samples = consumer.finish(Duration::from_secs(30));
+    let received = start.elapsed();
+    let busy = machine_busy_seconds() - busy0;
     if let Some(dir) = LATENCY_DIR.get() {
         keep_samples(&dir.join(format!("{topic}.txt")), &samples);
     }
-    let received = start.elapsed();
     samples.sort();
-    LatencyRun { sent, received_per_s: samples.len() as f64 / received.as_secs_f64(), samples }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let machine_busy = busy / received.as_secs_f64() / cores;
+    LatencyRun { sent, received_per_s: samples.len() as f64 / received.as_secs_f64(), samples, elapsed: received, machine_busy }
+}
+
+/// The kernel's clock tick for /proc CPU times (`getconf CLK_TCK`, 100 on Linux).
+pub fn clock_ticks_per_second() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+    })
+}
+
+/// CPU seconds all cores have spent busy since boot (`/proc/stat`: all but idle and iowait).
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let (idle, iowait) = (ticks.get(3).copied().unwrap_or(0.0), ticks.get(4).copied().unwrap_or(0.0));
+    // guest and guest_nice (fields 9 and 10) are already counted in user and nice.
+    let total: f64 = ticks.iter().take(8).sum();
+    (total - idle - iowait) / clock_ticks_per_second()
 }
 
 /// Writes one latency in µs per line, in the order the records arrived: at a fixed rate
