@@ -136,6 +136,8 @@ fn now_us() -> u64 {
 /// How often the paced producer of a latency run hands its due records to librdkafka: a
 /// burst a millisecond, the batching linger.ms=1 would give.
 const TICK: Duration = Duration::from_millis(1);
+/// The most records handed over in one call (librdkafka's default `batch.num.messages`).
+const MAX_BURST: u64 = 10_000;
 
 /// Sends `total` 100-byte records — `rate` records/s, or as fast as the producer goes
 /// with `None` — each stamped with its send time (paced runs hand them over once per
@@ -158,10 +160,13 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
         // Hand librdkafka every record due by now in one call (see `burst`), each stamped
         // with this moment, serve delivery reports, then sleep until the next tick: no
         // spinning, so the producer does not take a core from the broker and the consumer.
-        let due = match rate {
+        let due_now = match rate {
             Some(r) => (start.elapsed().as_nanos() as u64 * r / 1_000_000_000).min(total),
             None => (sent + 1_000).min(total),
         };
+        // A producer that fell behind (a rate above what it sustains) catches up in
+        // librdkafka-sized batches, not in one ever larger call.
+        let due = due_now.min(sent + MAX_BURST);
         if due > sent {
             stamp(&mut payload);
             records.clear();
@@ -172,7 +177,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
             sent = due;
         }
         p.poll(Duration::ZERO);
-        if rate.is_some() {
+        if rate.is_some() && sent == due_now {
             let next = start + TICK * (start.elapsed().as_nanos() / TICK.as_nanos() + 1) as u32;
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
