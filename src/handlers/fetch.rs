@@ -38,7 +38,7 @@ fn empty_partition(index: i32, err: Option<Error>) -> PartitionData {
 }
 
 /// Reads every partition once. Returns the partition answers and the record bytes found.
-fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<(PartitionData, Option<FileSlice>)>, u64, bool) {
+async fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<(PartitionData, Option<FileSlice>)>, u64, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut remaining = max_bytes.max(0) as u64;
     let mut total = 0u64;
@@ -61,9 +61,9 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (Vec<(Pa
         let limit = (w.req.partition_max_bytes.max(0) as u64).min(remaining);
         let min_one = total == 0;
         let read = if read_committed {
-            partition.read_committed(w.req.fetch_offset, limit, min_one)
+            partition.read_committed(w.req.fetch_offset, limit, min_one).await
         } else {
-            partition.read(w.req.fetch_offset, limit, min_one).map(|(s, o)| (s, o, Vec::new()))
+            partition.read_async(w.req.fetch_offset, limit, min_one).await.map(|(s, o)| (s, o, Vec::new()))
         };
         match read {
             Ok((slice, offsets, aborted)) => {
@@ -148,13 +148,13 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> Outcome {
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let (results, total, any_error) = read_all(&wanted, req.max_bytes, read_committed);
+        let (results, total, any_error) = read_all(&wanted, req.max_bytes, read_committed).await;
         if total >= min_bytes || any_error || watchers.is_empty() || tokio::time::Instant::now() >= deadline {
             break results;
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            break read_all(&wanted, req.max_bytes, read_committed).0;
+            break read_all(&wanted, req.max_bytes, read_committed).await.0;
         }
     };
 

@@ -1,6 +1,9 @@
 //! One client connection: reads size-prefixed request frames, hands each to the API
 //! handlers in arrival order, and a writer task sends the responses in the same order.
 //!
+//! Each completed request can be logged with where its time went, as Kafka's request
+//! logger does: `FERRITE_LOG=ferrite::request=debug`.
+//!
 //! A frame is bounded by `socket.request.max.bytes` before any buffer is sized by it, and
 //! its buffer grows only as bytes arrive. An undecodable frame closes this one connection
 //! with one log line; every other connection carries on.
@@ -17,6 +20,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Responses queued for the writer before the reader stops reading more requests.
@@ -33,15 +37,17 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerSta
     let _ = stream.set_nodelay(true);
     state.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let (mut reader, writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<ResponseFrame>(PIPELINE_DEPTH);
+    let (tx, mut rx) = mpsc::channel::<(ResponseFrame, Timing)>(PIPELINE_DEPTH);
     let metrics = state.metrics.clone();
     let peer = info.peer;
     let write_task = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
+        while let Some((frame, timing)) = rx.recv().await {
+            let dequeued = Instant::now();
             if let Err(e) = write_frame(writer.as_ref(), &frame, &metrics).await {
                 tracing::debug!(%peer, error = %e, "connection closed while writing");
                 return;
             }
+            timing.log(&peer, dequeued);
         }
     });
     let max = state.config.socket_request_max_bytes;
@@ -64,9 +70,11 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerSta
             }
         };
         state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        let mut timing = Timing::start(&frame);
         match handlers::handle(&state, &info, frame).await {
             Outcome::Respond(resp) => {
-                if tx.send(resp).await.is_err() {
+                timing.handled = Instant::now();
+                if tx.send((resp, timing)).await.is_err() {
                     break;
                 }
             }
@@ -79,6 +87,51 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerSta
     }
     drop(tx);
     let _ = write_task.await;
+}
+
+/// Where one request's time went, for the request log.
+struct Timing {
+    api_key: i16,
+    api_version: i16,
+    correlation_id: i32,
+    received: Instant,
+    /// The handler's answer was ready (a long-polling fetch includes its wait).
+    handled: Instant,
+}
+
+impl Timing {
+    fn start(frame: &[u8]) -> Self {
+        // The request header starts with api key, version and correlation id; a frame too
+        // short for them is refused by the handlers, and logged here as -1.
+        let field = |at: usize, len: usize| frame.get(at..at + len).map(|b| b.iter().fold(0i64, |v, &x| v << 8 | x as i64));
+        let now = Instant::now();
+        Timing {
+            api_key: field(0, 2).map_or(-1, |v| v as u16 as i16),
+            api_version: field(2, 2).map_or(-1, |v| v as u16 as i16),
+            correlation_id: field(4, 4).map_or(-1, |v| v as u32 as i32),
+            received: now,
+            handled: now,
+        }
+    }
+
+    /// Logs at debug under `ferrite::request`: handler time, time queued behind earlier
+    /// responses of the connection, time writing it to the socket.
+    fn log(&self, peer: &SocketAddr, dequeued: Instant) {
+        let ms = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
+        let sent = Instant::now();
+        tracing::debug!(
+            target: "ferrite::request",
+            %peer,
+            api_key = self.api_key,
+            api_version = self.api_version,
+            correlation_id = self.correlation_id,
+            total_ms = ms(self.received, sent),
+            local_ms = ms(self.received, self.handled),
+            response_queue_ms = ms(self.handled, dequeued),
+            send_ms = ms(dequeued, sent),
+            "completed request"
+        );
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,4 +172,21 @@ async fn read_frame(reader: &mut OwnedReadHalf, max: usize) -> Result<Option<Byt
         }
     }
     Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timing;
+
+    #[test]
+    fn timing_reads_the_request_header() {
+        // Produce v9, correlation id 0x01020304, then the rest of a header.
+        let t = Timing::start(&[0, 0, 0, 9, 1, 2, 3, 4, 0xff, 0xff]);
+        assert_eq!((t.api_key, t.api_version, t.correlation_id), (0, 9, 0x0102_0304));
+        // Negative fields stay negative; a truncated header gives -1.
+        let t = Timing::start(&[0xff, 0xfe, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!((t.api_key, t.api_version, t.correlation_id), (-2, 1, -1));
+        let t = Timing::start(&[0, 18, 0]);
+        assert_eq!((t.api_key, t.api_version, t.correlation_id), (18, -1, -1));
+    }
 }

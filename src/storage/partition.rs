@@ -1,18 +1,26 @@
 //! One partition as the API handlers see it: its log behind a lock, a watch on its end
 //! offset that wakes long-polling fetches, and group-committed fsyncs.
+//!
+//! Fetches wait for the lock without blocking their runtime thread (`log_async`): an
+//! append holds it across a `pwritev`, and a writer thread preempted there for a few
+//! milliseconds must not also stall the thread a fetch runs on — with two runtime threads
+//! that would stop the whole broker, every connection's responses included.
 
 use super::log::{AppendError, AppendInfo, FileSlice, Log, ReadError};
 use super::batch::BatchHeader;
 use super::producer_state::AbortedTxn;
 use crate::time::now_ms;
 use std::io;
-use std::sync::{Mutex, MutexGuard};
-use tokio::sync::watch;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use tokio::sync::{watch, Notify};
 
 pub struct Partition {
     pub topic: String,
     pub index: i32,
     log: Mutex<Log>,
+    /// Signalled each time the log lock is released, for `log_async`.
+    unlocked: Notify,
     end_offset: watch::Sender<i64>,
     flush_lock: tokio::sync::Mutex<()>,
 }
@@ -29,12 +37,45 @@ pub struct Offsets {
 impl Partition {
     pub fn new(topic: &str, index: i32, log: Log) -> Self {
         let (end_offset, _) = watch::channel(log.next_offset());
-        Partition { topic: topic.to_string(), index, log: Mutex::new(log), end_offset, flush_lock: tokio::sync::Mutex::new(()) }
+        Partition {
+            topic: topic.to_string(),
+            index,
+            log: Mutex::new(log),
+            unlocked: Notify::new(),
+            end_offset,
+            flush_lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The log, locked. Holders must not block (no fsync, no await) while holding it.
-    pub fn log(&self) -> MutexGuard<'_, Log> {
-        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub fn log(&self) -> LogGuard<'_> {
+        self.guard(self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// The log, locked, waiting for the lock as a task rather than as a thread.
+    pub async fn log_async(&self) -> LogGuard<'_> {
+        loop {
+            // Registered before trying, so a release between the try and the wait wakes us.
+            let released = self.unlocked.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(g) = self.try_log() {
+                return g;
+            }
+            released.await;
+        }
+    }
+
+    fn try_log(&self) -> Option<LogGuard<'_>> {
+        match self.log.try_lock() {
+            Ok(g) => Some(self.guard(g)),
+            Err(TryLockError::Poisoned(p)) => Some(self.guard(p.into_inner())),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    fn guard<'a>(&'a self, g: MutexGuard<'a, Log>) -> LogGuard<'a> {
+        LogGuard { guard: Some(g), unlocked: &self.unlocked }
     }
 
     /// Appends validated batches and wakes fetches waiting on this partition.
@@ -106,15 +147,23 @@ impl Partition {
     }
 
     pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<(Option<FileSlice>, Offsets), ReadError> {
-        let log = self.log();
+        Self::read_log(&self.log(), offset, max_bytes, min_one)
+    }
+
+    /// `read` for a fetch: waits for the lock as a task (see the module comment).
+    pub async fn read_async(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<(Option<FileSlice>, Offsets), ReadError> {
+        Self::read_log(&*self.log_async().await, offset, max_bytes, min_one)
+    }
+
+    fn read_log(log: &Log, offset: i64, max_bytes: u64, min_one: bool) -> Result<(Option<FileSlice>, Offsets), ReadError> {
         let slice = log.read(offset, max_bytes, min_one)?;
-        Ok((slice, Self::offsets_of(&log)))
+        Ok((slice, Self::offsets_of(log)))
     }
 
     /// A read_committed read: up to the last stable offset, with the aborted transactions
-    /// whose records it may contain.
-    pub fn read_committed(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<(Option<FileSlice>, Offsets, Vec<AbortedTxn>), ReadError> {
-        let log = self.log();
+    /// whose records it may contain. Waits for the lock as a task.
+    pub async fn read_committed(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<(Option<FileSlice>, Offsets, Vec<AbortedTxn>), ReadError> {
+        let log = self.log_async().await;
         let lso = log.last_stable_offset();
         let slice = log.read_below(offset, max_bytes, min_one, lso)?;
         let aborted = if slice.is_some() { log.aborted_between(offset, lso) } else { Vec::new() };
@@ -151,5 +200,59 @@ impl Partition {
     pub fn notify(&self) {
         let end = self.log().next_offset();
         self.end_offset.send_replace(end);
+    }
+}
+
+/// The partition's log, locked; releasing it wakes tasks waiting in `log_async`.
+pub struct LogGuard<'a> {
+    /// `Some` until dropped.
+    guard: Option<MutexGuard<'a, Log>>,
+    unlocked: &'a Notify,
+}
+
+impl Deref for LogGuard<'_> {
+    type Target = Log;
+    fn deref(&self) -> &Log {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl DerefMut for LogGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Log {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for LogGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.unlocked.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Partition;
+    use crate::config::LogConfig;
+    use crate::storage::log::{LoadOptions, Log};
+
+    /// On a one-thread runtime a task that blocked its thread on the lock would never let
+    /// the holder release it: this test would hang instead of passing.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_fetch_waits_for_the_log_lock_as_a_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LoadOptions { clean_shutdown: false, recovery_point: 0, log_start_offset: 0, now_ms: crate::time::now_ms() };
+        let part = std::sync::Arc::new(Partition::new("t", 0, Log::open(dir.path(), LogConfig::default(), opts).unwrap()));
+        let held = part.log();
+        let waiter = {
+            let part = part.clone();
+            tokio::spawn(async move { part.read_async(0, 1024, true).await.map(|(slice, offsets)| (slice.is_none(), offsets.high_watermark)) })
+        };
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "the read waits while the lock is held");
+        drop(held);
+        assert_eq!(waiter.await.unwrap().unwrap(), (true, 0), "released, the read of an empty log completes");
     }
 }
