@@ -154,7 +154,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
     let burst = burst::BurstProducer::new(&p, topic, 0);
     let mut payload = [b' '; 100];
     let mut records: Vec<u8> = Vec::new();
-    let (start, busy0) = (Instant::now(), machine_busy_seconds());
+    let (start, busy0, started_us) = (Instant::now(), machine_busy_seconds(), now_us());
     let mut sent: u64 = 0;
     while sent < total {
         // Hand librdkafka every record due by now in one call (see `burst`), each stamped
@@ -188,7 +188,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
     let received = start.elapsed();
     let busy = machine_busy_seconds() - busy0;
     if let Some(dir) = LATENCY_DIR.get() {
-        keep_samples(&dir.join(format!("{topic}.txt")), &samples);
+        keep_samples(&dir.join(format!("{topic}.txt")), started_us, &samples);
     }
     samples.sort();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -215,9 +215,12 @@ pub fn machine_busy_seconds() -> f64 {
 }
 
 /// Writes one latency in µs per line, in the order the records arrived: at a fixed rate
-/// the line number tells when a record was sent, so a stall shows where it happened.
-fn keep_samples(path: &std::path::Path, samples: &[Duration]) {
-    let text: String = samples.iter().map(|d| format!("{}\n", d.as_micros())).collect();
+/// the line number tells when a record was sent, so a stall shows where it happened. A
+/// first `#` line gives when the first record was sent (µs since the epoch), to line the
+/// samples up with other logs (the broker's request log, `/proc/stat`).
+fn keep_samples(path: &std::path::Path, started_us: u64, samples: &[Duration]) {
+    let head = format!("# first record sent at {started_us} µs since the epoch\n");
+    let text: String = std::iter::once(head).chain(samples.iter().map(|d| format!("{}\n", d.as_micros()))).collect();
     if let Err(e) = std::fs::write(path, text) {
         eprintln!("could not keep latency samples in {}: {e}", path.display());
     }
