@@ -61,7 +61,7 @@ fn cleaning_throughput(mb: usize, compression: Compression) -> (f64, f64, f64, f
         cleanup_policy: CleanupPolicy { delete: false, compact: true },
         ..LogConfig::default()
     };
-    let opts = LoadOptions { clean_shutdown: true, recovery_point: 0, log_start_offset: 0, now_ms: ferrite::time::now_ms() };
+    let opts = LoadOptions::fresh(ferrite::time::now_ms());
     let part = Partition::new("bench", 0, Log::open(dir.path(), config, opts).unwrap());
     let mut n = 0;
     while part.log().size_bytes() < (mb as u64) << 20 {

@@ -27,7 +27,7 @@ fn batch(n: usize, size: usize) -> BytesMut {
 }
 
 fn open_log(dir: &std::path::Path) -> Log {
-    let opts = LoadOptions { clean_shutdown: true, recovery_point: 0, log_start_offset: 0, now_ms: ferrite::time::now_ms() };
+    let opts = LoadOptions::fresh(ferrite::time::now_ms());
     Log::open(dir, LogConfig::default(), opts).unwrap()
 }
 

@@ -13,7 +13,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use std::ffi::CString;
 use std::time::Duration;
 
-/// One topic-partition of `producer`, to which bursts of equal-sized records go.
+/// One topic-partition of `producer`, to which bursts of identical records go.
 pub struct BurstProducer<'p> {
     producer: &'p BaseProducer,
     topic: *mut rd::rd_kafka_topic_t,
@@ -30,23 +30,22 @@ impl<'p> BurstProducer<'p> {
         BurstProducer { producer, topic, partition }
     }
 
-    /// Enqueues every `size`-byte record of `payloads` (a whole number of records),
-    /// waiting out a full local queue by serving delivery reports.
-    pub fn send(&self, payloads: &[u8], size: usize) {
-        assert!(size > 0 && payloads.len() % size == 0, "payloads hold whole records");
-        let mut pending: Vec<&[u8]> = payloads.chunks(size).collect();
-        while !pending.is_empty() {
-            let mut msgs: Vec<rd::rd_kafka_message_t> = pending.iter().map(|p| message(p)).collect();
-            // SAFETY: `msgs` points at payloads that outlive the call, and
-            // RD_KAFKA_MSG_F_COPY makes librdkafka copy them before it returns.
+    /// Enqueues `count` records carrying `payload`, waiting out a full local queue by
+    /// serving delivery reports.
+    pub fn send(&self, payload: &[u8], count: usize) {
+        let mut pending = count;
+        while pending > 0 {
+            let mut msgs: Vec<rd::rd_kafka_message_t> = (0..pending).map(|_| message(payload)).collect();
+            // SAFETY: every message points at `payload`, which outlives the call, and
+            // RD_KAFKA_MSG_F_COPY makes librdkafka copy it into each record before it returns.
             unsafe {
                 rd::rd_kafka_produce_batch(self.topic, self.partition, rd::RD_KAFKA_MSG_F_COPY as i32, msgs.as_mut_ptr(), msgs.len() as i32);
             }
             let ok = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
             let full = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
             assert!(msgs.iter().all(|m| m.err == ok || m.err == full), "librdkafka refused a record for another reason than a full queue");
-            pending = pending.into_iter().zip(&msgs).filter(|(_, m)| m.err == full).map(|(p, _)| p).collect();
-            if !pending.is_empty() {
+            pending = msgs.iter().filter(|m| m.err == full).count();
+            if pending > 0 {
                 self.producer.poll(Duration::from_millis(1));
             }
         }

@@ -153,7 +153,6 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
     std::thread::sleep(Duration::from_secs(2)); // consumer connected, its fetch parked
     let burst = burst::BurstProducer::new(&p, topic, 0);
     let mut payload = [b' '; 100];
-    let mut records: Vec<u8> = Vec::new();
     let (start, busy0, started_us) = (Instant::now(), machine_busy_seconds(), now_us());
     let mut sent: u64 = 0;
     while sent < total {
@@ -169,11 +168,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
         let due = due_now.min(sent + MAX_BURST);
         if due > sent {
             stamp(&mut payload);
-            records.clear();
-            for _ in sent..due {
-                records.extend_from_slice(&payload);
-            }
-            burst.send(&records, payload.len());
+            burst.send(&payload, (due - sent) as usize);
             sent = due;
         }
         p.poll(Duration::ZERO);

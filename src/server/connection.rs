@@ -103,12 +103,13 @@ impl Timing {
     fn start(frame: &[u8]) -> Self {
         // The request header starts with api key, version and correlation id; a frame too
         // short for them is refused by the handlers, and logged here as -1.
-        let field = |at: usize, len: usize| frame.get(at..at + len).map(|b| b.iter().fold(0i64, |v, &x| v << 8 | x as i64));
+        let i16_at = |at: usize| frame.get(at..at + 2).map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
+        let correlation_id = frame.get(4..8).map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         let now = Instant::now();
         Timing {
-            api_key: field(0, 2).map_or(-1, |v| v as u16 as i16),
-            api_version: field(2, 2).map_or(-1, |v| v as u16 as i16),
-            correlation_id: field(4, 4).map_or(-1, |v| v as u32 as i32),
+            api_key: i16_at(0),
+            api_version: i16_at(2),
+            correlation_id,
             received: now,
             handled: now,
         }

@@ -209,9 +209,8 @@ fn a_crash_at_any_swap_step_leaves_every_latest_value() {
 #[test]
 fn min_compaction_lag_keeps_young_segments_out_of_a_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = LoadOptions { clean_shutdown: false, recovery_point: 0, log_start_offset: 0, now_ms: crate::time::now_ms() };
     let cfg = LogConfig { min_compaction_lag_ms: 10_000, ..config() };
-    let part = Partition::new("t", 0, Log::open(dir.path(), cfg, opts).unwrap());
+    let part = Partition::new("t", 0, Log::open(dir.path(), cfg, LoadOptions::fresh(crate::time::now_ms())).unwrap());
     append(&part, &[("a", Some("old"))], 1_000, Compression::None);
     part.log().roll(0).unwrap();
     append(&part, &[("a", Some("young"))], 50_000, Compression::None);

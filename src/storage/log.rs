@@ -54,6 +54,13 @@ pub struct LoadOptions {
     pub now_ms: i64,
 }
 
+impl LoadOptions {
+    /// A log opened in a new, empty directory: nothing to recover.
+    pub fn fresh(now_ms: i64) -> Self {
+        LoadOptions { clean_shutdown: true, recovery_point: 0, log_start_offset: 0, now_ms }
+    }
+}
+
 pub struct Log {
     dir: PathBuf,
     config: LogConfig,

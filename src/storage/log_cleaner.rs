@@ -233,8 +233,7 @@ mod tests {
     use crate::storage::log::{LoadOptions, Log};
 
     fn partition(dir: &std::path::Path, config: LogConfig) -> Partition {
-        let opts = LoadOptions { clean_shutdown: false, recovery_point: 0, log_start_offset: 0, now_ms: now_ms() };
-        let part = Partition::new("t", 0, Log::open(dir, config, opts).unwrap());
+        let part = Partition::new("t", 0, Log::open(dir, config, LoadOptions::fresh(now_ms())).unwrap());
         for ts in [1_000, 2_000] {
             let b = batch(&[b"x"], ts);
             part.append(&[(&b[..], validate_produced(&b, usize::MAX).unwrap())]).unwrap();

@@ -387,7 +387,7 @@ impl LogManager {
             let log = Log::open(
                 &pdir,
                 config.clone(),
-                LoadOptions { clean_shutdown: true, recovery_point: 0, log_start_offset: 0, now_ms: now_ms() },
+                LoadOptions::fresh(now_ms()),
             )?;
             Self::write_topic_id(&pdir, id)?;
             out.push(Arc::new(Partition::new(name, p, log)));

@@ -241,8 +241,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_fetch_waits_for_the_log_lock_as_a_task() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = LoadOptions { clean_shutdown: false, recovery_point: 0, log_start_offset: 0, now_ms: crate::time::now_ms() };
-        let part = std::sync::Arc::new(Partition::new("t", 0, Log::open(dir.path(), LogConfig::default(), opts).unwrap()));
+        let log = Log::open(dir.path(), LogConfig::default(), LoadOptions::fresh(crate::time::now_ms())).unwrap();
+        let part = std::sync::Arc::new(Partition::new("t", 0, log));
         let held = part.log();
         let waiter = {
             let part = part.clone();
