@@ -17,7 +17,9 @@
 //! `--producer-set k=v` / `--consumer-set k=v` add librdkafka settings to every client of
 //! that kind, for every broker alike; `--no-touch` skips touching free memory first
 //! (see `touch_free_memory`), for repeated runs on a VM whose memory is already backed;
-//! `--latency-dir DIR` keeps every latency run's samples there, one file per run.
+//! `--latency-dir DIR` keeps every latency run's samples there, one file per run;
+//! `--broker-log FILE` appends Ferrite's request log (`FERRITE_LOG=ferrite::request=debug`:
+//! every request's handler, response-queue and send times) to FILE, to line up with them.
 //! Under `cargo test` (no `--bench`) it is a short smoke of Ferrite alone, against the
 //! debug binary `cargo build` made.
 
@@ -71,6 +73,7 @@ fn args() -> Args {
             "--scenario" => a.filter = it.next(),
             "--no-touch" => a.touch = false,
             "--latency-dir" => harness::LATENCY_DIR.set(it.next().expect("--latency-dir DIR").into()).unwrap(),
+            "--broker-log" => BROKER_LOG.set(it.next().expect("--broker-log FILE").into()).unwrap(),
             "--client" => crate_client = it.next().as_deref() == Some("crate"),
             "--producer-set" => producer_set.push(harness::parse_setting(&it.next().expect("--producer-set k=v"))),
             "--consumer-set" => consumer_set.push(harness::parse_setting(&it.next().expect("--consumer-set k=v"))),
@@ -84,6 +87,9 @@ fn args() -> Args {
     harness::CONSUMER_SET.set(consumer_set).unwrap();
     a
 }
+
+/// Where Ferrite's request log goes (`--broker-log`); nowhere when unset.
+static BROKER_LOG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// A broker process under test.
 struct BrokerProc {
@@ -129,6 +135,10 @@ fn start(kind: &str, tansu: &Path) -> BrokerProc {
             assert!(bin.exists(), "build it first: cargo build --release (the smoke: cargo build)");
             let mut c = Command::new(bin);
             c.args(["--data-dir", dir.path().to_str().unwrap(), "--override", &format!("listeners=PLAINTEXT://{bootstrap}")]);
+            if let Some(path) = BROKER_LOG.get() {
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("--broker-log FILE opens");
+                c.env("FERRITE_LOG", "ferrite::request=debug").stderr(file);
+            }
             c
         }
         _ => {
@@ -139,7 +149,10 @@ fn start(kind: &str, tansu: &Path) -> BrokerProc {
         }
     };
     let started = Instant::now();
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("broker starts");
+    if kind != "ferrite" || BROKER_LOG.get().is_none() {
+        cmd.stderr(Stdio::null());
+    }
+    let child = cmd.stdout(Stdio::null()).spawn().expect("broker starts");
     wait_for_port(&bootstrap);
     BrokerProc { child, bootstrap, ready: started.elapsed(), _dir: dir }
 }
@@ -380,6 +393,9 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usize) {
+    if !harness::settle(Duration::from_secs(20)) {
+        eprintln!("compare: the machine did not get quiet within 20 s; starting {kind} anyway");
+    }
     let broker = start(kind, tansu);
     let (bs, pid) = (broker.bootstrap.clone(), broker.pid());
     std::thread::sleep(Duration::from_millis(200));

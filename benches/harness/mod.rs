@@ -191,6 +191,25 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
     LatencyRun { sent, received_per_s: samples.len() as f64 / received.as_secs_f64(), samples, elapsed: received, machine_busy }
 }
 
+/// Waits until the machine is quiet — under 10% of its cores busy over 200 ms — or
+/// `limit` has passed; returns whether it got quiet. A broker killed at the end of a
+/// round (Tansu's 14 GB heap) or the freed memory of `touch_free_memory` keeps the kernel
+/// busy returning pages for a while, which the next broker's start and first scenario
+/// would otherwise pay for.
+pub fn settle(limit: Duration) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let window = Duration::from_millis(200);
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let before = machine_busy_seconds();
+        std::thread::sleep(window);
+        if (machine_busy_seconds() - before) / window.as_secs_f64() / cores < 0.10 {
+            return true;
+        }
+    }
+    false
+}
+
 /// The kernel's clock tick for /proc CPU times (`getconf CLK_TCK`, 100 on Linux).
 pub fn clock_ticks_per_second() -> f64 {
     static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
