@@ -183,7 +183,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
     let received = start.elapsed();
     let busy = machine_busy_seconds() - busy0;
     if let Some(dir) = LATENCY_DIR.get() {
-        keep_samples(&dir.join(format!("{topic}.txt")), started_us, &samples);
+        keep_samples(&dir.join(format!("{topic}.txt")), started_us, rate, &samples);
     }
     samples.sort();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -231,9 +231,11 @@ pub fn machine_busy_seconds() -> f64 {
 /// Writes one latency in µs per line, in the order the records arrived: at a fixed rate
 /// the line number tells when a record was sent, so a stall shows where it happened. A
 /// first `#` line gives when the first record was sent (µs since the epoch), to line the
-/// samples up with other logs (the broker's request log, `/proc/stat`).
-fn keep_samples(path: &std::path::Path, started_us: u64, samples: &[Duration]) {
-    let head = format!("# first record sent at {started_us} µs since the epoch\n");
+/// samples up with other logs (the broker's request log, `/proc/stat`), and the offered
+/// rate, which turns a line number into a send time (`benches/latency_episodes.py`).
+fn keep_samples(path: &std::path::Path, started_us: u64, rate: Option<u64>, samples: &[Duration]) {
+    let offered = rate.map_or_else(|| "unthrottled".to_string(), |r| format!("{r} records/s"));
+    let head = format!("# first record sent at {started_us} µs since the epoch; offered {offered}\n");
     let text: String = std::iter::once(head).chain(samples.iter().map(|d| format!("{}\n", d.as_micros()))).collect();
     if let Err(e) = std::fs::write(path, text) {
         eprintln!("could not keep latency samples in {}: {e}", path.display());
