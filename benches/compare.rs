@@ -135,23 +135,23 @@ fn start(kind: &str, tansu: &Path) -> BrokerProc {
             assert!(bin.exists(), "build it first: cargo build --release (the smoke: cargo build)");
             let mut c = Command::new(bin);
             c.args(["--data-dir", dir.path().to_str().unwrap(), "--override", &format!("listeners=PLAINTEXT://{bootstrap}")]);
-            if let Some(path) = BROKER_LOG.get() {
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("--broker-log FILE opens");
-                c.env("FERRITE_LOG", "ferrite::request=debug").stderr(file);
-            }
+            match BROKER_LOG.get() {
+                Some(path) => {
+                    let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("--broker-log FILE opens");
+                    c.env("FERRITE_LOG", "ferrite::request=debug").stderr(file)
+                }
+                None => c.stderr(Stdio::null()),
+            };
             c
         }
         _ => {
             let mut c = Command::new(tansu);
             let url = format!("tcp://{bootstrap}");
-            c.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--silent"]);
+            c.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--silent"]).stderr(Stdio::null());
             c
         }
     };
     let started = Instant::now();
-    if kind != "ferrite" || BROKER_LOG.get().is_none() {
-        cmd.stderr(Stdio::null());
-    }
     let child = cmd.stdout(Stdio::null()).spawn().expect("broker starts");
     wait_for_port(&bootstrap);
     BrokerProc { child, bootstrap, ready: started.elapsed(), _dir: dir }

@@ -186,8 +186,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
         keep_samples(&dir.join(format!("{topic}.txt")), started_us, rate, &samples);
     }
     samples.sort();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let machine_busy = busy / received.as_secs_f64() / cores;
+        let machine_busy = busy / received.as_secs_f64() / cores();
     LatencyRun { sent, received_per_s: samples.len() as f64 / received.as_secs_f64(), samples, elapsed: received, machine_busy }
 }
 
@@ -197,17 +196,21 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
 /// busy returning pages for a while, which the next broker's start and first scenario
 /// would otherwise pay for.
 pub fn settle(limit: Duration) -> bool {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let window = Duration::from_millis(200);
+        let window = Duration::from_millis(200);
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let before = machine_busy_seconds();
         std::thread::sleep(window);
-        if (machine_busy_seconds() - before) / window.as_secs_f64() / cores < 0.10 {
+        if (machine_busy_seconds() - before) / window.as_secs_f64() / cores() < 0.10 {
             return true;
         }
     }
     false
+}
+
+/// The machine's cores: busy seconds over wall seconds divided by this is how busy it was.
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 
 /// The kernel's clock tick for /proc CPU times (`getconf CLK_TCK`, 100 on Linux).
