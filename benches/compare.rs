@@ -398,6 +398,8 @@ fn run_round(kind: &str, a: &Args, tansu: &Path, results: &mut Results, run: usi
     }
     let broker = start(kind, tansu);
     let (bs, pid) = (broker.bootstrap.clone(), broker.pid());
+    let reported = std::fs::read_to_string("/sys/module/page_reporting/parameters/reported_kib").unwrap_or_default();
+    eprintln!("compare: {kind} ready {:.1} ms after exec (page reporting: {} KiB so far)", broker.ready.as_secs_f64() * 1e3, reported.trim());
     std::thread::sleep(Duration::from_millis(200));
     record(results, kind, "start | idle RSS MB".into(), status_mb(pid, "VmRSS:"));
     let wants = |section: &str| a.filter.as_ref().is_none_or(|f| section.contains(f.as_str()));

@@ -186,7 +186,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
         keep_samples(&dir.join(format!("{topic}.txt")), started_us, rate, &samples);
     }
     samples.sort();
-        let machine_busy = busy / received.as_secs_f64() / cores();
+    let machine_busy = busy / received.as_secs_f64() / cores();
     LatencyRun { sent, received_per_s: samples.len() as f64 / received.as_secs_f64(), samples, elapsed: received, machine_busy }
 }
 
@@ -196,7 +196,7 @@ pub fn latency_run(bs: &str, topic: &str, rate: Option<u64>, total: u64, tool: O
 /// busy returning pages for a while, which the next broker's start and first scenario
 /// would otherwise pay for.
 pub fn settle(limit: Duration) -> bool {
-        let window = Duration::from_millis(200);
+    let window = Duration::from_millis(200);
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let before = machine_busy_seconds();
