@@ -56,9 +56,10 @@ impl IndexFile {
 
     /// Maps the file; `preallocate` grows it to capacity first (for appending).
     fn remap(&mut self, preallocate: bool) -> io::Result<()> {
-        self.mmap = None;
         let len = if preallocate { self.capacity * self.entry_size } else { self.entries * self.entry_size };
+        // Resized first: if that fails the old map still matches the file.
         self.file.set_len(len as u64)?;
+        self.mmap = None;
         if len > 0 {
             // SAFETY: the file is owned by this struct and only written through this map while
             // the partition lock is held; no other process is expected to change it.
@@ -90,8 +91,11 @@ impl IndexFile {
         self.entries
     }
 
+    /// No room for another entry: at capacity, or trimmed (mapped only up to its entries,
+    /// as after a roll). The segment then rolls before anything is appended to it.
     pub fn is_full(&self) -> bool {
-        self.entries >= self.capacity
+        let mapped = self.mmap.as_ref().map_or(0, |m| m.len());
+        self.entries >= self.capacity || mapped < (self.entries + 1) * self.entry_size
     }
 
     pub fn entry(&self, i: usize) -> &[u8] {

@@ -371,14 +371,18 @@ impl Log {
     /// Starts a new active segment at the log end offset.
     pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
         let next = self.next_offset();
-        let active = self.active_mut();
-        if active.base_offset == next {
+        if self.active().base_offset == next {
             return Ok(()); // already empty
         }
+        // The new segment first: when its files cannot be created (no space, too many open
+        // files) nothing has changed, and the next append tries again.
+        let seg = LogSegment::create(&self.dir, next, self.config.index_interval_bytes, self.config.segment_index_bytes, now_ms)?;
+        let active = self.active_mut();
+        // Trimmed, its indexes count as full: should this fail half-way, the segment is
+        // never appended to again, and the next append rolls again.
         active.on_become_inactive()?;
         let file = active.file().clone();
         self.unflushed_files.push(file);
-        let seg = LogSegment::create(&self.dir, next, self.config.index_interval_bytes, self.config.segment_index_bytes, now_ms)?;
         self.segments.insert(next, seg);
         // Make the new file's name durable with the directory.
         File::open(&self.dir)?.sync_all()?;
@@ -635,6 +639,36 @@ mod tests {
         let stored_h = BatchHeader::parse(&stored).unwrap();
         assert_eq!(stored_h.max_timestamp, 7_002);
         assert_eq!(batch::compute_crc(&stored), stored_h.crc, "the CRC covers the corrected header");
+    }
+
+    #[test]
+    fn a_roll_that_cannot_create_its_files_changes_nothing_and_the_next_one_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        std::fs::create_dir(&path).unwrap();
+        let mut log = Log::open(&path, small(), opts(true, 0)).unwrap();
+        append(&mut log, &[b"aaaaaaaaaa", b"bbbbbbbbbb"], 1_000);
+        std::fs::remove_dir_all(&path).unwrap();
+        assert!(log.roll(2_000).is_err(), "no directory to create the segment in");
+        assert_eq!((log.segments.len(), log.unflushed_files.len()), (1, 0), "the failed roll changed nothing");
+        append(&mut log, &[b"cccccccccc"], 2_000);
+        std::fs::create_dir(&path).unwrap();
+        log.roll(3_000).unwrap();
+        assert_eq!((log.segments.len(), log.unflushed_files.len()), (2, 1));
+        append(&mut log, &[b"dddddddddd"], 3_000);
+        assert_eq!(log.next_offset(), 4);
+        assert_eq!(log.read(3, 1 << 20, true).unwrap().unwrap().len > 0, true, "the new segment serves reads");
+    }
+
+    #[test]
+    fn a_trimmed_index_takes_no_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), small(), opts(true, 0)).unwrap();
+        append(&mut log, &[b"aaaaaaaaaa"], 1_000);
+        log.active_mut().on_become_inactive().unwrap();
+        assert!(log.active().should_roll(1, 1, 1 << 30, i64::MAX, 1_000), "a trimmed active segment rolls before the next append");
+        append(&mut log, &[b"bbbbbbbbbb"], 2_000);
+        assert_eq!((log.segments.len(), log.next_offset()), (2, 2));
     }
 
     #[test]
