@@ -122,19 +122,43 @@ const CONSUMER_SETTINGS: [&str; 5] =
 
 fn base(tool: &Path, mode: &str, run: &Run, settings: &[&str], extra: &[(String, String)]) -> Command {
     let mut c = Command::new(tool);
-    c.args([mode, "-q", "-t", run.topic, "-b", run.bootstrap]);
+    // -v: a producer prints why a delivery failed (kept for `wait_all` to show).
+    c.args([mode, "-v", "-t", run.topic, "-b", run.bootstrap]);
     for s in settings {
         c.args(["-X", s]);
     }
     for (k, v) in extra {
         c.args(["-X", &format!("{k}={v}")]);
     }
-    c.stdout(Stdio::null()).stderr(Stdio::inherit());
+    c.stderr(Stdio::inherit());
     c
 }
 
+/// A running tool, its standard output kept so that a failure can say why.
+pub struct Running {
+    child: Child,
+    out: tempfile::NamedTempFile,
+}
+
+fn spawn_kept(mut c: Command) -> Running {
+    let out = tempfile::NamedTempFile::new().expect("a temporary file");
+    let child = c.stdout(out.reopen().expect("the temporary file")).spawn().expect("rdkafka_performance starts");
+    Running { child, out }
+}
+
+/// The lines of a failed run's output that say what went wrong (at most five), and its
+/// last line (the tool's summary).
+fn failure_lines(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().filter(|l| l.contains("fail") || l.contains("rror")).take(5).map(str::to_string).collect();
+    if let Some(last) = text.lines().last().filter(|l| !lines.iter().any(|k| k == l)) {
+        lines.push(last.to_string());
+    }
+    lines
+}
+
 /// Starts a producer of `run.records` records.
-pub fn produce(tool: &Path, run: &Run, extra: &[(String, String)]) -> Child {
+pub fn produce(tool: &Path, run: &Run, extra: &[(String, String)]) -> Running {
     let acks = if run.acks == "all" { "-1" } else { run.acks };
     let mut c = base(tool, "-P", run, &PRODUCER_SETTINGS, extra);
     c.args(["-s", &run.size.to_string(), "-c", &run.records.to_string(), "-a", acks]);
@@ -148,30 +172,33 @@ pub fn produce(tool: &Path, run: &Run, extra: &[(String, String)]) -> Child {
         }
         Placement::Partitioner => {}
     }
-    c.spawn().expect("rdkafka_performance starts")
+    spawn_kept(c)
 }
 
 /// Starts a consumer of `run.records` records from the start of every partition.
-pub fn consume(tool: &Path, run: &Run, extra: &[(String, String)]) -> Child {
+pub fn consume(tool: &Path, run: &Run, extra: &[(String, String)]) -> Running {
     let mut c = base(tool, "-C", run, &CONSUMER_SETTINGS, extra);
     c.args(["-o", "beginning", "-c", &run.records.to_string()]);
     for p in 0..run.partitions {
         c.args(["-p", &p.to_string()]);
     }
-    c.spawn().expect("rdkafka_performance starts")
+    spawn_kept(c)
 }
 
 /// Waits for every child; false when one failed (for a producer: some record was not
 /// acknowledged). A child that outlives `limit` fails the bench.
 #[must_use]
-pub fn wait_all(children: Vec<Child>, limit: Duration) -> bool {
+pub fn wait_all(children: Vec<Running>, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut ok = true;
-    for mut child in children {
+    for Running { mut child, out } in children {
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 if !status.success() {
-                    eprintln!("rdkafka_performance failed ({status})");
+                    eprintln!("rdkafka_performance failed ({status}):");
+                    for line in failure_lines(out.path()) {
+                        eprintln!("  {line}");
+                    }
                     ok = false;
                 }
                 break;
@@ -194,7 +221,7 @@ pub fn latency_consumer(tool: &Path, bs: &str, topic: &str, total: usize, file: 
     c.args(["-p", "0", "-o", "1", "-c", &total.to_string(), "-l", "-A"]).arg(file);
     // Brokers that answer a parked fetch only at its deadline are not held to 500 ms.
     c.args(["-X", "fetch.wait.max.ms=5"]);
-    c.spawn().expect("rdkafka_performance starts")
+    c.stdout(Stdio::null()).spawn().expect("rdkafka_performance starts")
 }
 
 /// Waits for `child` up to `limit`, then interrupts it (SIGINT: the tool stops cleanly,
