@@ -657,7 +657,7 @@ mod tests {
         assert_eq!((log.segments.len(), log.unflushed_files.len()), (2, 1));
         append(&mut log, &[b"dddddddddd"], 3_000);
         assert_eq!(log.next_offset(), 4);
-        assert_eq!(log.read(3, 1 << 20, true).unwrap().unwrap().len > 0, true, "the new segment serves reads");
+        assert!(log.read(3, 1 << 20, true).unwrap().is_some_and(|s| s.len > 0), "the new segment serves reads");
     }
 
     #[test]
