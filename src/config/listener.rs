@@ -73,6 +73,48 @@ impl ListenerSet {
     }
 }
 
+/// Kafka's security protocols. Only PLAINTEXT is served until TLS and SASL are built.
+const PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// Resolves every listener's security protocol as Kafka does (an explicit
+/// `listener.security.protocol.map` replaces the default one, which maps each protocol name
+/// to itself) and refuses any listener that is not PLAINTEXT: a broker configured for TLS
+/// or SASL must not quietly serve plaintext instead.
+pub fn check_security_protocols(listeners: &ListenerSet, map: Option<&str>) -> Result<(), String> {
+    let mut mapped: Vec<(String, String)> = Vec::new();
+    match map {
+        Some(map) => {
+            for entry in map.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let (name, proto) = entry
+                    .split_once(':')
+                    .ok_or_else(|| format!("listener.security.protocol.map entry {entry:?} is not of the form NAME:PROTOCOL"))?;
+                let proto = proto.trim().to_ascii_uppercase();
+                if !PROTOCOLS.contains(&proto.as_str()) {
+                    return Err(format!("listener.security.protocol.map maps {name} to unknown security protocol {proto}"));
+                }
+                mapped.push((name.trim().to_ascii_uppercase(), proto));
+            }
+        }
+        None => mapped.extend(PROTOCOLS.iter().map(|p| (p.to_string(), p.to_string()))),
+    }
+    for l in &listeners.0 {
+        let proto = mapped.iter().find(|(n, _)| *n == l.name).map(|(_, p)| p.as_str()).ok_or_else(|| {
+            format!(
+                "listener {} has no security protocol; add {}:PLAINTEXT to listener.security.protocol.map",
+                l.name, l.name
+            )
+        })?;
+        if proto != "PLAINTEXT" {
+            return Err(format!(
+                "listener {} ({}) uses security protocol {proto}, which this broker does not serve yet (TLS and SASL \
+                 are not built); refusing to start rather than serve it as plaintext. Use a PLAINTEXT listener",
+                l.name, l.bind
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +127,23 @@ mod tests {
         assert_eq!((s.0[0].advertised_host.as_str(), s.0[0].advertised_port), ("broker", 19092));
         assert!(ListenerSet::parse("PLAINTEXT://kafka.example:9092", None).is_err());
         assert!(ListenerSet::parse("PLAINTEXT://0.0.0.0:9092", Some("OTHER://h:1")).is_err());
+    }
+
+    #[test]
+    fn listeners_that_are_not_plaintext_are_refused() {
+        let check = |listeners: &str, map: Option<&str>| check_security_protocols(&ListenerSet::parse(listeners, None).unwrap(), map);
+        assert!(check("PLAINTEXT://0.0.0.0:9092", None).is_ok());
+        for l in ["SSL://0.0.0.0:9093", "SASL_PLAINTEXT://0.0.0.0:9094", "SASL_SSL://0.0.0.0:9095"] {
+            let err = check(&format!("PLAINTEXT://0.0.0.0:9092,{l}"), None).unwrap_err();
+            let name = l.split(':').next().unwrap();
+            assert!(err.contains(&format!("listener {name} ")) && err.contains("refusing to start"), "{err}");
+        }
+        // A custom name takes its protocol from the map only.
+        assert!(check("INTERNAL://0.0.0.0:9092", Some("INTERNAL:PLAINTEXT")).is_ok());
+        assert!(check("INTERNAL://0.0.0.0:9092", Some("INTERNAL:SASL_SSL")).unwrap_err().contains("SASL_SSL"));
+        assert!(check("INTERNAL://0.0.0.0:9092", None).unwrap_err().contains("no security protocol"));
+        assert!(check("EXTERNAL://0.0.0.0:9092", Some("EXTERNAL:TLS")).unwrap_err().contains("unknown security protocol"));
+        // An explicit map replaces the default one, as in Kafka.
+        assert!(check("SSL://0.0.0.0:9093", Some("SSL:PLAINTEXT")).is_ok());
     }
 }

@@ -85,6 +85,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms` and `log.flush.start.offset.checkpoint.interval.ms`.
+    pub offset_checkpoint_interval_ms: u64,
+    pub start_offset_checkpoint_interval_ms: u64,
     pub offsets_topic_num_partitions: i32,
     pub group: GroupConfig,
     pub txn: TransactionConfig,
@@ -129,6 +132,8 @@ impl BrokerConfig {
             socket_request_max_bytes: 0,
             retention_check_interval_ms: 0,
             flush_scheduler_interval_ms: 0,
+            offset_checkpoint_interval_ms: 0,
+            start_offset_checkpoint_interval_ms: 0,
             offsets_topic_num_partitions: 50,
             group: GroupConfig::placeholder(),
             txn: TransactionConfig::placeholder(),
@@ -144,14 +149,8 @@ impl BrokerConfig {
             cfg.explicit.get("advertised.listeners").map(String::as_str),
         )
         .map_err(|reason| ConfigError::Invalid { key: "listeners".into(), reason })?;
-        if let Some(map) = cfg.explicit.get("listener.security.protocol.map") {
-            if let Some(bad) = map.split(',').filter_map(|e| e.split_once(':')).find(|(_, p)| !p.trim().eq_ignore_ascii_case("PLAINTEXT")) {
-                return Err(ConfigError::Invalid {
-                    key: "listener.security.protocol.map".into(),
-                    reason: format!("listener {} uses {}; only PLAINTEXT is served", bad.0, bad.1),
-                });
-            }
-        }
+        listener::check_security_protocols(&cfg.listeners, cfg.explicit.get("listener.security.protocol.map").map(String::as_str))
+            .map_err(|reason| ConfigError::Invalid { key: "listeners".into(), reason })?;
         let dir = cfg
             .explicit
             .get("log.dirs")
@@ -172,6 +171,8 @@ impl BrokerConfig {
         cfg.socket_request_max_bytes = cfg.positive("socket.request.max.bytes")? as usize;
         cfg.retention_check_interval_ms = cfg.positive("log.retention.check.interval.ms")? as u64;
         cfg.flush_scheduler_interval_ms = cfg.positive("log.flush.scheduler.interval.ms")? as u64;
+        cfg.offset_checkpoint_interval_ms = cfg.positive("log.flush.offset.checkpoint.interval.ms")? as u64;
+        cfg.start_offset_checkpoint_interval_ms = cfg.positive("log.flush.start.offset.checkpoint.interval.ms")? as u64;
         cfg.offsets_topic_num_partitions = cfg.positive("offsets.topic.num.partitions")? as i32;
         cfg.log = LogConfig::resolve(&cfg, &BTreeMap::new())?;
         cfg.group = GroupConfig::from_broker(&cfg)?;

@@ -1,6 +1,7 @@
 //! DeleteRecords: moves partitions' log start offsets forward (whole segments below it are
 //! deleted); the new log start offsets are checkpointed before the answer, so a restart
-//! does not bring the records back.
+//! does not bring the records back, and a checkpoint that could not be written is answered
+//! KAFKA_STORAGE_ERROR, never success.
 
 use super::{code, Ctx, Error, Outcome};
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
@@ -8,7 +9,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 pub async fn handle(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> Outcome {
     let logs = &ctx.state.logs;
-    let topics: Vec<DeleteRecordsTopicResult> = req
+    let mut topics: Vec<DeleteRecordsTopicResult> = req
         .topics
         .iter()
         .map(|t| {
@@ -39,8 +40,15 @@ pub async fn handle(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> Outcome {
         })
         .collect();
     let logs = logs.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || logs.checkpoint()).await {
-        tracing::error!(error = %e, "writing checkpoint files failed; check the log directory");
+    let written = tokio::task::spawn_blocking(move || logs.checkpoint()).await.map_err(std::io::Error::other).and_then(|r| r);
+    if let Err(e) = written {
+        // The new log start offsets are not durable: a crash now would bring the records
+        // back. Success must not be answered for them; the client may retry.
+        tracing::error!(error = %e, "writing checkpoint files failed; DeleteRecords answered KAFKA_STORAGE_ERROR; check the log directory");
+        for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()).filter(|p| p.error_code == 0) {
+            p.error_code = Error::KafkaStorageError.code();
+            p.low_watermark = -1;
+        }
     }
     ctx.respond(&DeleteRecordsResponse::default().with_topics(topics))
 }

@@ -95,6 +95,11 @@ async fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (V
                     .with_log_start_offset(log_start);
                 out.push((pd, None));
             }
+            Err(ReadError::Corrupt(e)) => {
+                any_error = true;
+                tracing::error!(topic = %partition.topic, partition = index, offset = w.req.fetch_offset, error = %e, "fetch found a corrupt segment");
+                out.push((empty_partition(index, Some(Error::CorruptMessage)), None));
+            }
             Err(ReadError::Io(e)) => {
                 any_error = true;
                 tracing::error!(topic = %partition.topic, partition = index, error = %e, "read failed; check the log directory");

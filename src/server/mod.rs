@@ -1,5 +1,5 @@
 //! The broker process: binds the listeners, accepts connections, runs the background
-//! tasks (retention, time-based flush, checkpoints) and shuts down cleanly.
+//! tasks (retention, the flusher, checkpoints) and shuts down cleanly.
 //!
 //! `Broker::start` is also the in-process broker for tests: give it a config with an
 //! ephemeral listener (`PLAINTEXT://127.0.0.1:0`) and a temporary `log.dirs`.
@@ -104,6 +104,7 @@ impl Broker {
             tracker.spawn(accept_loop(listener, name, state.clone(), cancel.clone(), tracker.clone()));
         }
         tracker.spawn(background(state.clone(), cancel.clone()));
+        tracker.spawn(flusher(state.clone(), cancel.clone()));
         tracing::info!(addrs = ?local_addrs, dir = %config.log_dir.display(), "ferrite is serving");
         Ok(Broker { state, local_addrs, cancel, tracker, stopped: false })
     }
@@ -237,13 +238,35 @@ async fn load_transactions(
     Ok(coordinator)
 }
 
-/// Retention, time-based flushes, checkpoint files and group timers, each on its own interval.
+/// The flusher: every 100 ms, each partition whose flush policy (`flush.ms`) is due is
+/// fsynced, and so are segments rolled since the last flush, which moves the recovery
+/// point. Its own task, so a long fsync delays neither group timers nor checkpoints.
+async fn flusher(state: Arc<BrokerState>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for t in state.logs.topics() {
+            for p in &t.partitions {
+                if let Err(e) = p.flush_if_due().await {
+                    tracing::error!(topic = %t.name, partition = p.index, error = %e, "fsync failed (retried at the next tick); check the disk");
+                }
+            }
+        }
+    }
+}
+
+/// Retention, checkpoint files and group timers, each on its own interval.
 async fn background(state: Arc<BrokerState>, cancel: CancellationToken) {
     let mut retention = tokio::time::interval(Duration::from_millis(state.config.retention_check_interval_ms));
-    let mut flush = tokio::time::interval(Duration::from_millis(100));
-    let mut checkpoint = tokio::time::interval(Duration::from_secs(60));
+    // One writer serves both Kafka intervals: every file at the shorter of the two.
+    let every = state.config.offset_checkpoint_interval_ms.min(state.config.start_offset_checkpoint_interval_ms);
+    let mut checkpoint = tokio::time::interval(Duration::from_millis(every));
     let mut group_timers = tokio::time::interval(GROUP_TICK);
-    for t in [&mut retention, &mut flush, &mut checkpoint, &mut group_timers] {
+    for t in [&mut retention, &mut checkpoint, &mut group_timers] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t.reset();
     }
@@ -254,15 +277,6 @@ async fn background(state: Arc<BrokerState>, cancel: CancellationToken) {
                 let logs = state.logs.clone();
                 let _ = tokio::task::spawn_blocking(move || logs.apply_retention()).await;
             }
-            _ = flush.tick() => {
-                for t in state.logs.topics() {
-                    for p in &t.partitions {
-                        if let Err(e) = p.flush_if_due().await {
-                            tracing::error!(topic = %t.name, partition = p.index, error = %e, "fsync failed; check the disk");
-                        }
-                    }
-                }
-            }
             _ = group_timers.tick() => {
                 state.groups.tick();
                 state.txns.tick().await;
@@ -270,6 +284,7 @@ async fn background(state: Arc<BrokerState>, cancel: CancellationToken) {
             _ = checkpoint.tick() => {
                 let logs = state.logs.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || logs.checkpoint()).await {
+                    // Nothing is lost: recovery re-reads more of the log after a crash.
                     tracing::error!(error = %e, "writing checkpoint files failed; check the log directory");
                 }
             }

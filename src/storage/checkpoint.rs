@@ -44,8 +44,21 @@ pub fn write(path: &Path, offsets: &Offsets) -> io::Result<()> {
     write_atomically(path, text.as_bytes())
 }
 
-/// Writes `path.tmp`, fsyncs it, renames it over `path` and fsyncs the directory.
+/// Writers of one path take turns: two writers of `path.tmp` at once would write into
+/// each other's file and one rename would fail (or, worse, publish the other's half).
+/// Paths hash onto a fixed set of locks, so unrelated files rarely wait for each other.
+fn path_lock(path: &Path) -> std::sync::MutexGuard<'static, ()> {
+    use std::hash::{Hash, Hasher};
+    static LOCKS: [std::sync::Mutex<()>; 32] = [const { std::sync::Mutex::new(()) }; 32];
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    LOCKS[(h.finish() % 32) as usize].lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes `path.tmp`, fsyncs it, renames it over `path` and fsyncs the directory; one
+/// writer of a path at a time.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let _turn = path_lock(path);
     let tmp = path.with_extension("tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;

@@ -10,10 +10,12 @@ use memmap2::MmapMut;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub struct IndexFile {
     path: PathBuf,
-    file: File,
+    /// Shared with pending background fsyncs (`IndexFile::handle`).
+    file: Arc<File>,
     mmap: Option<MmapMut>,
     entry_size: usize,
     entries: usize,
@@ -26,7 +28,7 @@ impl IndexFile {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
         let mut idx = IndexFile {
             path: path.to_owned(),
-            file,
+            file: Arc::new(file),
             mmap: None,
             entry_size,
             entries: 0,
@@ -49,7 +51,7 @@ impl IndexFile {
         if len % entry_size != 0 || len / entry_size >= capacity {
             return Ok(None);
         }
-        let mut idx = IndexFile { path: path.to_owned(), file, mmap: None, entry_size, entries: len / entry_size, capacity };
+        let mut idx = IndexFile { path: path.to_owned(), file: Arc::new(file), mmap: None, entry_size, entries: len / entry_size, capacity };
         idx.remap(false)?;
         Ok(Some(idx))
     }
@@ -89,6 +91,11 @@ impl IndexFile {
 
     pub fn len(&self) -> usize {
         self.entries
+    }
+
+    /// The open file, for an fsync that runs without the partition lock.
+    pub fn handle(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     /// No room for another entry: at capacity, or trimmed (mapped only up to its entries,

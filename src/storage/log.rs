@@ -41,8 +41,20 @@ pub struct AppendInfo {
 pub enum ReadError {
     #[error("offset {offset} is outside [{log_start}, {log_end}]")]
     OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
+    /// The batch chain a read walked is broken (`segment::Corruption`).
+    #[error("{0}")]
+    Corrupt(String),
     #[error(transparent)]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<segment::Corruption>()) {
+            Some(c) => ReadError::Corrupt(c.to_string()),
+            None => ReadError::Io(e),
+        }
+    }
 }
 
 /// How a log is opened at start-up.
@@ -97,6 +109,7 @@ impl Log {
     pub fn open(dir: &Path, config: LogConfig, opts: LoadOptions) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         swap::complete_interrupted_swaps(dir)?;
+        super::segment_recovery::remove_leftovers(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -122,36 +135,35 @@ impl Log {
         } else {
             bases.iter().rev().find(|&&b| b <= opts.recovery_point).copied().unwrap_or(i64::MIN)
         };
-        let mut truncated_at: Option<i64> = None;
-        for base in bases {
-            if truncated_at.is_some() {
-                // Everything after a torn segment is unreachable: Kafka deletes it too.
-                tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
-                for ext in ["log", "index", "timeindex"] {
-                    let _ = std::fs::remove_file(dir.join(segment::file_name(base, ext)));
-                }
-                continue;
-            }
+        // A damaged segment never takes later ones with it: recovery truncates only bytes
+        // that nothing readable follows and cuts corrupt stretches out of the middle
+        // (`segment_recovery`), so every later segment, and every offset, stays.
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
             let trust = base < first_unflushed;
-            let (seg, recovered) = LogSegment::open(
+            let (mut seg, recovered) = LogSegment::open(
                 dir,
                 base,
                 log.config.index_interval_bytes,
                 log.config.segment_index_bytes,
                 trust,
+                next_base,
                 opts.now_ms,
             )?;
-            let mut seg = seg;
             if let Some(r) = recovered {
                 // A recovered segment gets trimmed indexes like any closed one; the active
                 // one is reopened for appends below.
                 seg.on_become_inactive()?;
-                if r.truncated_bytes > 0 {
+                if r.truncated_bytes > 0 || r.salvaged_bytes > 0 {
                     tracing::warn!(
-                        dir = %dir.display(), base, truncated = r.truncated_bytes,
-                        "truncated a torn or corrupt tail after an unclean shutdown"
+                        dir = %dir.display(), base, truncated = r.truncated_bytes, cut_out = r.salvaged_bytes,
+                        "removed unreadable bytes after an unclean shutdown"
                     );
-                    truncated_at = Some(base);
+                }
+                // Recovered data is not known to be on disk: fsynced before the recovery
+                // point may pass it.
+                if next_base.is_some() {
+                    log.unflushed_files.extend(seg.flush_handles());
                 }
             }
             log.segments.insert(base, seg);
@@ -381,8 +393,8 @@ impl Log {
         // Trimmed, its indexes count as full: should this fail half-way, the segment is
         // never appended to again, and the next append rolls again.
         active.on_become_inactive()?;
-        let file = active.file().clone();
-        self.unflushed_files.push(file);
+        let handles = active.flush_handles();
+        self.unflushed_files.extend(handles);
         self.segments.insert(next, seg);
         // Make the new file's name durable with the directory.
         File::open(&self.dir)?.sync_all()?;
@@ -403,13 +415,41 @@ impl Log {
     pub fn begin_flush(&mut self) -> PendingFlush {
         let mut files = std::mem::take(&mut self.unflushed_files);
         files.push(self.active().file().clone());
-        PendingFlush { files, upto: self.next_offset(), messages: self.unflushed_messages }
+        PendingFlush { files, upto: self.next_offset(), messages: self.unflushed_messages, full: true }
+    }
+
+    /// What an fsync of the rolled segments not yet flushed must sync (Kafka flushes a
+    /// segment when it rolls, in the background, up to the new active segment's base), or
+    /// `None` when there are none.
+    pub fn begin_flush_rolled(&mut self) -> Option<PendingFlush> {
+        if self.unflushed_files.is_empty() {
+            return None;
+        }
+        let files = std::mem::take(&mut self.unflushed_files);
+        Some(PendingFlush { files, upto: self.active().base_offset, messages: 0, full: false })
+    }
+
+    /// Whether rolled segments wait for their fsync.
+    pub fn has_unflushed_rolled(&self) -> bool {
+        !self.unflushed_files.is_empty()
     }
 
     pub fn complete_flush(&mut self, done: &PendingFlush, now_ms: i64) {
+        debug_assert!(done.upto <= self.next_offset(), "a flush never covers offsets the log does not have");
         self.recovery_point = self.recovery_point.max(done.upto);
         self.unflushed_messages = (self.unflushed_messages - done.messages).max(0);
-        self.last_flush_ms = now_ms;
+        if done.full {
+            self.last_flush_ms = now_ms;
+        }
+    }
+
+    /// A flush that failed: its files are flushed again next time, and the recovery point
+    /// does not move past them.
+    pub fn abort_flush(&mut self, failed: PendingFlush) {
+        let active = self.active().file().clone();
+        let mut files: Vec<Arc<File>> = failed.files.into_iter().filter(|f| !Arc::ptr_eq(f, &active)).collect();
+        files.append(&mut self.unflushed_files);
+        self.unflushed_files = files;
     }
 
     /// A range of at most `max_bytes` starting at the batch that holds `offset`; with
@@ -593,6 +633,8 @@ pub struct PendingFlush {
     pub files: Vec<Arc<File>>,
     pub upto: i64,
     pub messages: i64,
+    /// Up to the log end (the flush policy's flush), not only the rolled segments.
+    pub full: bool,
 }
 
 impl PendingFlush {
@@ -654,7 +696,7 @@ mod tests {
         append(&mut log, &[b"cccccccccc"], 2_000);
         std::fs::create_dir(&path).unwrap();
         log.roll(3_000).unwrap();
-        assert_eq!((log.segments.len(), log.unflushed_files.len()), (2, 1));
+        assert_eq!((log.segments.len(), log.unflushed_files.len()), (2, 3), "the rolled log and its two indexes");
         append(&mut log, &[b"dddddddddd"], 3_000);
         assert_eq!(log.next_offset(), 4);
         assert!(log.read(3, 1 << 20, true).unwrap().is_some_and(|s| s.len > 0), "the new segment serves reads");
@@ -866,3 +908,7 @@ mod tests {
         assert_eq!(log.next_offset(), 30);
     }
 }
+
+#[cfg(test)]
+#[path = "log_recovery_tests.rs"]
+mod recovery_tests;

@@ -7,6 +7,7 @@
 //! `topic-configs/<topic>.properties`.
 
 use super::checkpoint;
+use super::dir_lock::DirLock;
 use super::log::{LoadOptions, Log};
 use super::partition::Partition;
 use crate::config::{BrokerConfig, ConfigError, LogConfig};
@@ -79,6 +80,11 @@ pub struct LogManager {
     topics: RwLock<TopicMap>,
     /// Serialises topic creation, deletion and partition growth (directory changes).
     admin: std::sync::Mutex<()>,
+    /// Serialises checkpoint writes, each from a snapshot taken under it: a writer with an
+    /// older snapshot can never replace a newer file.
+    checkpoint_lock: std::sync::Mutex<()>,
+    /// Held while the directory is open: no second broker may use it.
+    _dir_lock: DirLock,
 }
 
 /// Kafka prints UUIDs as URL-safe base64 without padding.
@@ -135,6 +141,7 @@ impl LogManager {
         std::fs::create_dir_all(&dir).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot create log.dirs {}: {e}; set log.dirs to a writable directory", dir.display()))
         })?;
+        let dir_lock = DirLock::acquire(&dir)?;
         std::fs::create_dir_all(dir.join(TOPIC_CONFIGS))?;
         let cluster_id = Self::load_meta(&broker, &dir)?;
         std::fs::create_dir_all(dir.join(DYNAMIC_CONFIGS))?;
@@ -175,6 +182,8 @@ impl LogManager {
             cluster_id,
             topics: RwLock::new(TopicMap::default()),
             admin: std::sync::Mutex::new(()),
+            checkpoint_lock: std::sync::Mutex::new(()),
+            _dir_lock: dir_lock,
         };
         let now = now_ms();
         for (name, mut parts) in grouped {
@@ -506,8 +515,11 @@ impl LogManager {
         deleted
     }
 
-    /// Writes the recovery-point, log-start and high-watermark checkpoint files.
+    /// Writes the recovery-point, log-start and high-watermark checkpoint files. Callers
+    /// take turns, each writing a snapshot taken in its turn, so a file never goes back to
+    /// older offsets than one already written.
     pub fn checkpoint(&self) -> io::Result<()> {
+        let _turn = self.checkpoint_lock.lock().unwrap_or_else(|e| e.into_inner());
         let (mut rp, mut ls, mut hw) = (checkpoint::Offsets::new(), checkpoint::Offsets::new(), checkpoint::Offsets::new());
         for t in self.topics() {
             for p in &t.partitions {

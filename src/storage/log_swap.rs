@@ -120,8 +120,16 @@ impl Log {
         std::fs::rename(&swap, self.dir.join(segment::file_name(first, "log")))?;
         sync_dir(&self.dir)?;
         crash_point(4)?;
-        let (mut seg, _) =
-            LogSegment::open(&self.dir, first, self.config.index_interval_bytes, self.config.segment_index_bytes, false, now_ms)?;
+        let next_base = self.segments.range(first + 1..).next().map(|(b, _)| *b);
+        let (mut seg, _) = LogSegment::open(
+            &self.dir,
+            first,
+            self.config.index_interval_bytes,
+            self.config.segment_index_bytes,
+            false,
+            next_base,
+            now_ms,
+        )?;
         seg.on_become_inactive()?;
         self.segments.insert(first, seg);
         for path in doomed {

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod dir_lock;
 mod index_file;
 pub mod log;
 pub mod log_cleaner;
@@ -13,6 +14,7 @@ pub mod partition;
 pub mod producer_state;
 pub mod recompress;
 pub mod segment;
+mod segment_recovery;
 mod time_index;
 
 pub use log::{FileSlice, ReadError};

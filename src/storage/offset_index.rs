@@ -47,6 +47,13 @@ impl OffsetIndex {
         self.file.floor(target - self.base_offset, key).map(|i| position(self.file.entry(i))).unwrap_or(0)
     }
 
+    /// The last entry whose offset is ≤ `target`: (that batch's last offset, its position).
+    pub fn lookup_entry(&self, target: i64) -> Option<(i64, u64)> {
+        let i = self.file.floor(target - self.base_offset, key)?;
+        let e = self.file.entry(i);
+        Some((self.base_offset + key(e), position(e)))
+    }
+
     /// Checks that entries grow and stay inside a log of `log_size` bytes.
     pub fn sane(&self, log_size: u64) -> bool {
         let mut prev: Option<(i64, u64)> = None;

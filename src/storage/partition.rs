@@ -6,13 +6,13 @@
 //! milliseconds must not also stall the thread a fetch runs on — with two runtime threads
 //! that would stop the whole broker, every connection's responses included.
 
-use super::log::{AppendError, AppendInfo, FileSlice, Log, ReadError};
+use super::log::{AppendError, AppendInfo, FileSlice, Log, PendingFlush, ReadError};
 use super::batch::BatchHeader;
 use super::producer_state::AbortedTxn;
 use crate::time::now_ms;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use tokio::sync::{watch, Notify};
 
 pub struct Partition {
@@ -111,11 +111,36 @@ impl Partition {
             }
             log.begin_flush()
         };
-        let pending = tokio::task::spawn_blocking(move || pending.run().map(|_| pending))
-            .await
-            .map_err(io::Error::other)??;
-        self.log().complete_flush(&pending, now_ms());
-        Ok(())
+        self.run_flush(pending).await
+    }
+
+    /// Fsyncs the segments rolled since the last flush and moves the recovery point to
+    /// the active segment's base, as Kafka does after a roll; off the produce path.
+    pub async fn flush_rolled(&self) -> io::Result<()> {
+        let _guard = self.flush_lock.lock().await;
+        let Some(pending) = self.log().begin_flush_rolled() else { return Ok(()) };
+        self.run_flush(pending).await
+    }
+
+    /// Runs an fsync on the blocking pool, then moves the recovery point (or, when the
+    /// fsync failed, hands the files back to be flushed again).
+    async fn run_flush(&self, pending: PendingFlush) -> io::Result<()> {
+        let pending = Arc::new(pending);
+        let result = {
+            let p = pending.clone();
+            tokio::task::spawn_blocking(move || p.run()).await.map_err(io::Error::other).and_then(|r| r)
+        };
+        let pending = Arc::try_unwrap(pending).unwrap_or_else(|_| unreachable!("the fsync task has ended"));
+        match result {
+            Ok(()) => {
+                self.log().complete_flush(&pending, now_ms());
+                Ok(())
+            }
+            Err(e) => {
+                self.log().abort_flush(pending);
+                Err(e)
+            }
+        }
     }
 
     /// DeleteRecords below `offset` (-1: the high watermark). Returns the new log start
@@ -134,14 +159,16 @@ impl Partition {
         Ok(Some(start))
     }
 
-    /// Flushes when `flush.ms` has passed since the last one (the background flusher).
+    /// The background flusher's visit: a flush when `flush.ms` has passed since the last
+    /// one, else an fsync of segments rolled since the last flush, if any.
     pub async fn flush_if_due(&self) -> io::Result<()> {
-        let due = {
+        let (due, rolled) = {
             let log = self.log();
-            log.flush_due(now_ms()).then(|| log.next_offset())
+            (log.flush_due(now_ms()).then(|| log.next_offset()), log.has_unflushed_rolled())
         };
         match due {
             Some(end) => self.flush_to(end).await,
+            None if rolled => self.flush_rolled().await,
             None => Ok(()),
         }
     }

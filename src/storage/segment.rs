@@ -6,8 +6,9 @@
 //! file range for `sendfile`. Recovery re-reads batches, checks every CRC and truncates the
 //! file at the first torn or corrupt batch.
 
-use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::batch::{BatchHeader, HEADER_LEN};
 use super::offset_index::OffsetIndex;
+use super::segment_recovery;
 use super::time_index::TimeIndex;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
@@ -28,11 +29,24 @@ pub struct BatchMeta {
     pub size: usize,
 }
 
+/// A segment whose batch chain is broken where a read walked it: which file, which byte,
+/// what was wrong. Fetches answer CORRUPT_MESSAGE for it instead of skipping data.
+#[derive(Debug, thiserror::Error)]
+#[error("segment {} is corrupt at byte {position}: {detail}; stop the broker and move the segment aside or restore it from a replica", file.display())]
+pub struct Corruption {
+    pub file: PathBuf,
+    pub position: u64,
+    pub detail: String,
+}
+
 /// What recovery found in a segment.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RecoveryResult {
     pub valid_bytes: u64,
+    /// Bytes cut off the end of the file (a torn or unreadable tail).
     pub truncated_bytes: u64,
+    /// Bytes cut out of the middle of the file (corrupt batches with sound ones after them).
+    pub salvaged_bytes: u64,
     pub next_offset: i64,
 }
 
@@ -105,6 +119,7 @@ impl LogSegment {
         index_interval: u64,
         index_max: u64,
         trust: bool,
+        next_base: Option<i64>,
         now_ms: i64,
     ) -> io::Result<(Self, Option<RecoveryResult>)> {
         let file = open_log(&dir.join(file_name(base_offset, "log")), false)?;
@@ -132,12 +147,12 @@ impl LogSegment {
         };
         let mut seg = Self::assemble(dir, base_offset, file, size, indexes, index_interval, now_ms);
         if needs_recovery {
-            let r = seg.recover()?;
+            let r = seg.recover(next_base, now_ms)?;
             return Ok((seg, Some(r)));
         }
         // Trusted: learn the segment's next offset and largest timestamp from its tail.
-        seg.load_tail_state()?;
-        Ok((seg, None))
+        let r = seg.load_tail_state(next_base, now_ms)?;
+        Ok((seg, r))
     }
 
     /// Reads the header of the batch at `pos`; `None` past the end or for a torn header.
@@ -145,8 +160,9 @@ impl LogSegment {
         read_header(&self.file, pos, self.size)
     }
 
-    /// Finds the last batch by scanning forward from the last index entry.
-    fn load_tail_state(&mut self) -> io::Result<()> {
+    /// Finds the last batch by scanning forward from the last index entry; recovers the
+    /// segment instead when the index does not fit the log.
+    fn load_tail_state(&mut self, next_base: Option<i64>, now_ms: i64) -> io::Result<Option<RecoveryResult>> {
         let start = self.offset_index.last_offset().map(|o| self.offset_index.lookup(o)).unwrap_or(0);
         let mut pos = start;
         while let Some(h) = self.header_at(pos)? {
@@ -155,19 +171,24 @@ impl LogSegment {
         }
         if pos != self.size {
             // The trusted index does not fit the log; recover instead of guessing.
-            self.recover()?;
-            return Ok(());
+            return self.recover(next_base, now_ms).map(Some);
         }
         if let Some((ts, off)) = self.time_index.last_entry() {
             self.max_timestamp = ts;
             self.offset_of_max_timestamp = off;
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Re-reads every batch, verifying its CRC, rebuilding both indexes, and truncates the
-    /// file at the first batch that is partial or corrupt.
-    pub fn recover(&mut self) -> io::Result<RecoveryResult> {
+    /// Re-reads every batch, verifying its CRC, and rebuilds both indexes. A torn or
+    /// corrupt tail is truncated; a corrupt stretch with sound batches after it is cut out
+    /// of the file instead (see `segment_recovery`), so no readable batch is ever lost.
+    /// `next_base` is the following segment's base offset (`None` for the last segment).
+    pub fn recover(&mut self, next_base: Option<i64>, now_ms: i64) -> io::Result<RecoveryResult> {
+        self.recover_inner(next_base, now_ms, true)
+    }
+
+    fn recover_inner(&mut self, next_base: Option<i64>, now_ms: i64, may_salvage: bool) -> io::Result<RecoveryResult> {
         self.offset_index.file().truncate_entries(0);
         self.time_index.file().truncate_entries(0);
         self.offset_index.file().reopen_for_append()?;
@@ -175,29 +196,41 @@ impl LogSegment {
         self.bytes_since_last_index_entry = 0;
         self.max_timestamp = -1;
         self.offset_of_max_timestamp = -1;
-        self.next_offset = self.base_offset;
-        let file_size = self.size;
-        let mut pos = 0u64;
-        let mut buf = Vec::new();
-        while let Some(h) = read_header(&self.file, pos, file_size)? {
-            if pos + h.size as u64 > file_size || h.base_offset < self.next_offset {
-                break;
-            }
-            buf.resize(h.size, 0);
-            self.file.read_exact_at(&mut buf, pos)?;
-            if batch::compute_crc(&buf) != h.crc {
-                break;
-            }
+        let file = self.file.clone();
+        let size = self.size;
+        let walk = segment_recovery::walk(&file, size, self.base_offset, next_base, |pos, h| {
             self.index_batch(h.last_offset(), h.max_timestamp, pos, h.size as u64);
-            self.next_offset = h.last_offset() + 1;
-            pos += h.size as u64;
+        })?;
+        let name = file_name(self.base_offset, "log");
+        if may_salvage && walk.needs_salvage(size) {
+            let cut: u64 = walk.holes.iter().map(|h| h.end - h.start).sum();
+            tracing::error!(
+                file = %self.dir.join(&name).display(),
+                holes = ?walk.holes,
+                "corrupt record batches in the middle of a segment: cutting out only the unreadable bytes \
+                 (their offsets stay unused); the original file is kept as {name}.corrupted-{now_ms}; \
+                 check the disk"
+            );
+            let fixed = segment_recovery::salvage(&self.dir, &name, &file, size, &walk.holes, now_ms)?;
+            self.size = fixed.metadata()?.len();
+            self.file = Arc::new(fixed);
+            let mut again = self.recover_inner(next_base, now_ms, false)?;
+            again.salvaged_bytes += cut;
+            return Ok(again);
         }
-        let truncated = file_size - pos;
-        if truncated > 0 {
-            self.file.set_len(pos)?;
-            self.size = pos;
+        let valid = walk.holes.first().map_or(size, |h| h.start);
+        if valid < size {
+            if next_base.is_some() {
+                tracing::error!(
+                    file = %self.dir.join(&name).display(), from_byte = valid, bytes = size - valid,
+                    "unreadable bytes at the end of a closed segment removed; later segments are kept"
+                );
+            }
+            self.file.set_len(valid)?;
+            self.size = valid;
         }
-        Ok(RecoveryResult { valid_bytes: pos, truncated_bytes: truncated, next_offset: self.next_offset })
+        self.next_offset = walk.next_offset;
+        Ok(RecoveryResult { valid_bytes: valid, truncated_bytes: size - valid, salvaged_bytes: 0, next_offset: self.next_offset })
     }
 
     fn index_batch(&mut self, last_offset: i64, max_timestamp: i64, pos: u64, size: u64) {
@@ -254,12 +287,39 @@ impl LogSegment {
     }
 
     /// The position of the first batch that holds an offset ≥ `target` (with its header).
+    ///
+    /// The batch chain walked from the index entry is checked as it goes: the first batch
+    /// must be the one the index names, every header must parse and fit in the file, and
+    /// offsets must grow and stay below the segment's end. A flipped bit in a length or an
+    /// offset would otherwise send the walk into the middle of other batches and serve
+    /// records other than the ones asked for; here it is a `Corruption` error instead.
     pub fn translate_offset(&self, target: i64) -> io::Result<Option<(u64, BatchHeader)>> {
-        let mut pos = self.offset_index.lookup(target);
-        while let Some(h) = self.header_at(pos)? {
+        let entry = self.offset_index.lookup_entry(target);
+        let mut pos = entry.map_or(0, |(_, p)| p);
+        let mut after = self.base_offset - 1;
+        while pos < self.size {
+            let bad = |detail: String| io::Error::new(io::ErrorKind::InvalidData, Corruption { file: self.dir.join(file_name(self.base_offset, "log")), position: pos, detail });
+            let h = match self.header_at(pos)? {
+                Some(h) => h,
+                None => return Err(bad("no valid batch header there".into())),
+            };
+            if let Some((indexed, _)) = entry.filter(|(_, p)| *p == pos) {
+                if h.last_offset() != indexed {
+                    return Err(bad(format!("the offset index puts the batch ending at offset {indexed} there, but the batch there ends at {}", h.last_offset())));
+                }
+            } else if h.base_offset <= after {
+                return Err(bad(format!("batch base offset {} does not follow offset {after}", h.base_offset)));
+            }
+            if pos + h.size as u64 > self.size || h.last_offset_delta < 0 || h.last_offset() >= self.next_offset {
+                return Err(bad(format!(
+                    "batch of {} bytes for offsets {}..={} does not fit the segment ({} bytes, offsets below {})",
+                    h.size, h.base_offset, h.last_offset(), self.size, self.next_offset
+                )));
+            }
             if h.last_offset() >= target {
                 return Ok(Some((pos, h)));
             }
+            after = h.last_offset();
             pos += h.size as u64;
         }
         Ok(None)
@@ -294,6 +354,12 @@ impl LogSegment {
     pub fn reopen_for_append(&mut self) -> io::Result<()> {
         self.offset_index.file().reopen_for_append()?;
         self.time_index.file().reopen_for_append()
+    }
+
+    /// The log file and both index files, for an fsync that runs off the partition lock
+    /// (Kafka flushes a segment's indexes with its log).
+    pub fn flush_handles(&self) -> [Arc<File>; 3] {
+        [self.file.clone(), self.offset_index.file.handle(), self.time_index.file.handle()]
     }
 
     /// fdatasync of the log file. Indexes need no sync: after an unclean stop every segment
