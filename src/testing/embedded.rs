@@ -81,9 +81,17 @@ impl EmbeddedBroker {
 
     /// Stops without the clean-shutdown steps, as a crash would (the next start recovers).
     pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        let logs = self.broker.as_ref().map(|b| std::sync::Arc::downgrade(&b.state().logs));
         drop(self.broker.take());
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+        // As after a real crash, nothing of the old broker may touch the directory (and its
+        // `.lock`) any more: wait for the last holder of its log manager to let go.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while logs.as_ref().is_some_and(|l| l.strong_count() > 0) {
+            anyhow::ensure!(std::time::Instant::now() < deadline, "the crashed broker's log manager is still in use after 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         self.boot()
     }

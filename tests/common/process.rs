@@ -1,0 +1,89 @@
+//! Real `ferrite` processes for tests that crash, corrupt or contend: started on a free
+//! 127.0.0.1 port with a data directory of the test's choosing, killed with SIGKILL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ferrite-{tag}-{}-{}", std::process::id(), uuid_like()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn command(dir: &Path, port: u16, overrides: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferrite"));
+    c.args(["--data-dir", dir.to_str().unwrap()]);
+    c.args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{port}")]);
+    for (k, v) in overrides {
+        c.args(["--override", &format!("{k}={v}")]);
+    }
+    c
+}
+
+/// A broker process; killed (SIGKILL) when dropped.
+pub struct Ferrite {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Ferrite {
+    /// Starts a broker and waits until it accepts connections.
+    pub fn start(dir: &Path, port: u16, overrides: &[(&str, &str)]) -> Self {
+        let child = command(dir, port, overrides).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferrite starts");
+        let f = Ferrite { child, port };
+        super::wait_for_port(&f.bootstrap(), Duration::from_secs(20));
+        f
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `kill -9` and wait for the process to be gone.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Ferrite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a broker that is expected to refuse to start; returns its exit status and output,
+/// failing the test if it is still running after `timeout`.
+pub fn run_expecting_exit(dir: &Path, port: u16, overrides: &[(&str, &str)], timeout: Duration) -> Output {
+    let mut child = command(dir, port, overrides).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ferrite starts");
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferrite kept running; it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
