@@ -115,6 +115,18 @@ pub fn check_security_protocols(listeners: &ListenerSet, map: Option<&str>) -> R
     Ok(())
 }
 
+/// Parses `max.connections.per.ip.overrides`: `address:count` pairs, comma-separated.
+pub fn parse_overrides(text: &str) -> Result<std::collections::HashMap<IpAddr, usize>, String> {
+    let mut out = std::collections::HashMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (host, count) = entry.rsplit_once(':').ok_or_else(|| format!("{entry:?} is not of the form address:count"))?;
+        let ip: IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| format!("{host:?} is not an IP address"))?;
+        let count: usize = count.parse().map_err(|_| format!("{count:?} is not a connection count"))?;
+        out.insert(ip, count);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ pub mod defs;
 pub mod cleaner_config;
 pub mod group_config;
 pub mod txn_config;
-mod listener;
+pub mod listener;
 pub mod log_config;
 
 pub use defs::{ConfigType, BROKER_KEYS, TOPIC_KEYS};
@@ -83,6 +83,10 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
+    pub connections_max_idle_ms: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, usize>,
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     /// `log.flush.offset.checkpoint.interval.ms` and `log.flush.start.offset.checkpoint.interval.ms`.
@@ -130,6 +134,10 @@ impl BrokerConfig {
             auto_create_topics: true,
             delete_topic_enable: true,
             socket_request_max_bytes: 0,
+            connections_max_idle_ms: 0,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            max_connections_per_ip_overrides: Default::default(),
             retention_check_interval_ms: 0,
             flush_scheduler_interval_ms: 0,
             offset_checkpoint_interval_ms: 0,
@@ -169,6 +177,12 @@ impl BrokerConfig {
         cfg.auto_create_topics = cfg.bool("auto.create.topics.enable")?;
         cfg.delete_topic_enable = cfg.bool("delete.topic.enable")?;
         cfg.socket_request_max_bytes = cfg.positive("socket.request.max.bytes")? as usize;
+        cfg.connections_max_idle_ms = cfg.positive("connections.max.idle.ms")? as u64;
+        cfg.max_connections = cfg.positive("max.connections")? as usize;
+        cfg.max_connections_per_ip = cfg.int("max.connections.per.ip")?.max(0) as usize;
+        cfg.max_connections_per_ip_overrides =
+            listener::parse_overrides(&cfg.get("max.connections.per.ip.overrides").unwrap_or_default())
+                .map_err(|reason| ConfigError::Invalid { key: "max.connections.per.ip.overrides".into(), reason })?;
         cfg.retention_check_interval_ms = cfg.positive("log.retention.check.interval.ms")? as u64;
         cfg.flush_scheduler_interval_ms = cfg.positive("log.flush.scheduler.interval.ms")? as u64;
         cfg.offset_checkpoint_interval_ms = cfg.positive("log.flush.offset.checkpoint.interval.ms")? as u64;

@@ -11,6 +11,7 @@
 use super::frame::ResponseFrame;
 use super::zero_copy::write_frame;
 use crate::handlers::{self, Outcome};
+use crate::server::connection_quotas::ConnectionSlot;
 use crate::server::BrokerState;
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
@@ -33,7 +34,10 @@ pub struct ConnectionInfo {
     pub listener: String,
 }
 
-pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerState>, cancel: CancellationToken) {
+/// Serves one connection until the client closes it, it breaks the protocol, it completes
+/// no request for `connections.max.idle.ms`, or the broker stops. `_slot` holds its place
+/// under the connection limits until then.
+pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerState>, cancel: CancellationToken, _slot: ConnectionSlot) {
     let _ = stream.set_nodelay(true);
     state.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let (mut reader, writer) = stream.into_split();
@@ -51,10 +55,18 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerSta
         }
     });
     let max = state.config.socket_request_max_bytes;
+    let idle = std::time::Duration::from_millis(state.config.connections_max_idle_ms);
     loop {
+        // Idle means no complete request: a client trickling a frame byte by byte is idle too.
         let frame = tokio::select! {
             _ = cancel.cancelled() => break,
-            f = read_frame(&mut reader, max) => f,
+            f = tokio::time::timeout(idle, read_frame(&mut reader, max)) => match f {
+                Ok(f) => f,
+                Err(_) => {
+                    tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "closing a connection idle for connections.max.idle.ms");
+                    break;
+                }
+            },
         };
         let frame = match frame {
             Ok(Some(f)) => f,

@@ -5,6 +5,7 @@
 //! ephemeral listener (`PLAINTEXT://127.0.0.1:0`) and a temporary `log.dirs`.
 
 pub mod connection;
+pub mod connection_quotas;
 pub mod frame;
 mod zero_copy;
 
@@ -41,6 +42,7 @@ pub struct BrokerState {
     pub cleaner: Arc<LogCleaner>,
     pub metrics: Arc<Metrics>,
     pub advertised: Vec<Advertised>,
+    pub quotas: Arc<connection_quotas::ConnectionQuotas>,
 }
 
 impl BrokerState {
@@ -97,6 +99,11 @@ impl Broker {
             cleaner,
             metrics: Arc::new(Metrics::default()),
             advertised,
+            quotas: connection_quotas::ConnectionQuotas::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+                config.max_connections_per_ip_overrides.clone(),
+            ),
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -179,14 +186,23 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn accept_loop(listener: TcpListener, name: String, state: Arc<BrokerState>, cancel: CancellationToken, tracker: TaskTracker) {
     loop {
+        // At `max.connections`, wait for a slot: new connections queue in the backlog.
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = state.quotas.wait_for_slot() => p,
+        };
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
             a = listener.accept() => a,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(slot) = state.quotas.admit(peer.ip(), permit) else {
+                    tracing::debug!(%peer, "closing a connection past max.connections.per.ip");
+                    continue;
+                };
                 let info = connection::ConnectionInfo { peer, listener: name.clone() };
-                tracker.spawn(connection::serve(stream, info, state.clone(), cancel.clone()));
+                tracker.spawn(connection::serve(stream, info, state.clone(), cancel.clone(), slot));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
