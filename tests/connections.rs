@@ -103,3 +103,47 @@ fn past_max_connections_new_ones_wait_for_a_slot() {
     assert!(read_response(&mut waiting).is_some(), "served once a slot is free");
     assert!(answered(&mut b));
 }
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
+    kb * 1024
+}
+
+#[test]
+fn twenty_huge_partial_requests_stay_within_the_request_pool() {
+    use common::process::{free_port, Ferrite, TempDir};
+    const POOL: u64 = 128 << 20;
+    let dir = TempDir::new("pool");
+    let f = Ferrite::start(&dir.0, free_port(), &[("queued.max.request.bytes", &POOL.to_string())]);
+    let bs = f.bootstrap();
+    let base = rss(f.child.id());
+    // Each claims a 100 MB request and sends 90 MB of it, then stops.
+    let senders: Vec<_> = (0..20)
+        .map(|_| {
+            let bs = bs.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&bs).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+                s.write_all(&100_000_000i32.to_be_bytes()).unwrap();
+                let chunk = vec![0u8; 1 << 20];
+                for _ in 0..90 {
+                    if s.write_all(&chunk).is_err() {
+                        break; // the broker is not reading this one: its buffers are full
+                    }
+                }
+                s // kept open, the request never completed
+            })
+        })
+        .collect();
+    let held: Vec<TcpStream> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let grown = rss(f.child.id()).saturating_sub(base);
+    assert!(grown < POOL + (64 << 20), "RSS grew by {} MiB with a {} MiB pool", grown >> 20, POOL >> 20);
+    // Meanwhile a small request from anyone else is served at once.
+    let mut other = connect(&bs);
+    let t = Instant::now();
+    assert!(answered(&mut other));
+    assert!(t.elapsed() < Duration::from_millis(100), "ApiVersions took {:?} while the pool was full", t.elapsed());
+    drop(held);
+}

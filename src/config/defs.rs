@@ -109,6 +109,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     b("max.connections", Some("2147483647"), Int, "Connections the broker holds at once; past it new connections wait in the listen backlog."),
     b("max.connections.per.ip", Some("2147483647"), Int, "Connections one address may hold; one more is closed at once."),
     b("max.connections.per.ip.overrides", Some(""), String, "Per-address exceptions to max.connections.per.ip, as address:count pairs separated by commas."),
+    b("queued.max.request.bytes", Some("536870912"), Long, "Memory for the bytes of requests being read and handled, shared by all connections; a connection whose request does not fit waits for room instead of allocating. Requests under 64 KiB are not counted. Kafka's default is -1 (unbounded); -1 is accepted and means unbounded here too."),
     b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; a larger frame closes the connection."),
     b("compression.type", Some("producer"), String, "Compression of stored batches; only 'producer' keeps batches as sent."),
     b("min.insync.replicas", Some("1"), Int, "Minimum in-sync replicas for acks=all."),

@@ -84,6 +84,8 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
     pub connections_max_idle_ms: u64,
+    /// `queued.max.request.bytes`; `None` when unbounded (-1).
+    pub queued_max_request_bytes: Option<usize>,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, usize>,
@@ -135,6 +137,7 @@ impl BrokerConfig {
             delete_topic_enable: true,
             socket_request_max_bytes: 0,
             connections_max_idle_ms: 0,
+            queued_max_request_bytes: None,
             max_connections: 0,
             max_connections_per_ip: 0,
             max_connections_per_ip_overrides: Default::default(),
@@ -178,6 +181,11 @@ impl BrokerConfig {
         cfg.delete_topic_enable = cfg.bool("delete.topic.enable")?;
         cfg.socket_request_max_bytes = cfg.positive("socket.request.max.bytes")? as usize;
         cfg.connections_max_idle_ms = cfg.positive("connections.max.idle.ms")? as u64;
+        cfg.queued_max_request_bytes = match cfg.int("queued.max.request.bytes")? {
+            -1 => None,
+            n if n > 0 => Some((n as u64).min(u32::MAX as u64) as usize),
+            n => return Err(ConfigError::Invalid { key: "queued.max.request.bytes".into(), reason: format!("must be positive or -1, got {n}") }),
+        };
         cfg.max_connections = cfg.positive("max.connections")? as usize;
         cfg.max_connections_per_ip = cfg.int("max.connections.per.ip")?.max(0) as usize;
         cfg.max_connections_per_ip_overrides =

@@ -12,6 +12,7 @@ use super::frame::ResponseFrame;
 use super::zero_copy::write_frame;
 use crate::handlers::{self, Outcome};
 use crate::server::connection_quotas::ConnectionSlot;
+use crate::server::request_pool::{RequestPool, Reservation};
 use crate::server::BrokerState;
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
@@ -60,7 +61,7 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerSta
         // Idle means no complete request: a client trickling a frame byte by byte is idle too.
         let frame = tokio::select! {
             _ = cancel.cancelled() => break,
-            f = tokio::time::timeout(idle, read_frame(&mut reader, max)) => match f {
+            f = tokio::time::timeout(idle, read_frame(&mut reader, max, &state.request_pool)) => match f {
                 Ok(f) => f,
                 Err(_) => {
                     tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "closing a connection idle for connections.max.idle.ms");
@@ -68,7 +69,7 @@ pub async fn serve(stream: TcpStream, info: ConnectionInfo, state: Arc<BrokerSta
                 }
             },
         };
-        let frame = match frame {
+        let (frame, _room) = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(FrameError::Io(e)) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => {
@@ -159,8 +160,10 @@ enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
-async fn read_frame(reader: &mut OwnedReadHalf, max: usize) -> Result<Option<BytesMut>, FrameError> {
+/// Reads one frame, after taking room for it from the request pool (held until the
+/// returned reservation is dropped, once the request is handled); `Ok(None)` on a clean end
+/// of stream between frames.
+async fn read_frame(reader: &mut OwnedReadHalf, max: usize, pool: &RequestPool) -> Result<Option<(BytesMut, Reservation)>, FrameError> {
     let mut size_buf = [0u8; 4];
     match reader.read_exact(&mut size_buf).await {
         Ok(_) => {}
@@ -175,7 +178,10 @@ async fn read_frame(reader: &mut OwnedReadHalf, max: usize) -> Result<Option<Byt
     if size > max {
         return Err(FrameError::TooLarge { size, max });
     }
-    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
+    let room = pool.reserve(size).await;
+    // Sized once, now that the pool has room for it (large allocations are mapped lazily:
+    // memory is committed only as bytes arrive); no reallocation while it fills.
+    let mut buf = BytesMut::with_capacity(size);
     while buf.len() < size {
         let want = (size - buf.len()).min(READ_CHUNK);
         buf.reserve(want);
@@ -184,7 +190,7 @@ async fn read_frame(reader: &mut OwnedReadHalf, max: usize) -> Result<Option<Byt
             return Err(FrameError::Truncated);
         }
     }
-    Ok(Some(buf))
+    Ok(Some((buf, room)))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod connection_quotas;
+pub mod request_pool;
 pub mod frame;
 mod zero_copy;
 
@@ -43,6 +44,7 @@ pub struct BrokerState {
     pub metrics: Arc<Metrics>,
     pub advertised: Vec<Advertised>,
     pub quotas: Arc<connection_quotas::ConnectionQuotas>,
+    pub request_pool: request_pool::RequestPool,
 }
 
 impl BrokerState {
@@ -104,6 +106,7 @@ impl Broker {
                 config.max_connections_per_ip,
                 config.max_connections_per_ip_overrides.clone(),
             ),
+            request_pool: request_pool::RequestPool::new(config.queued_max_request_bytes),
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
