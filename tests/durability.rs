@@ -5,12 +5,12 @@
 
 mod common;
 
+use common::process::{free_port, Ferrite, TempDir};
 use common::*;
 use ferrite::testing::EmbeddedBroker;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message, Offset};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -96,30 +96,14 @@ impl ProducerContext for Acked {
     }
 }
 
-fn spawn_ferrite(dir: &std::path::Path, port: u16) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .args(["--data-dir", dir.to_str().unwrap()])
-        .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{port}")])
-        .args(["--override", "log.flush.interval.messages=1"])
-        .args(["--override", "log.segment.bytes=200000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ferrite binary starts")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+const FLUSH_ON_ACK: [(&str, &str); 2] = [("log.flush.interval.messages", "1"), ("log.segment.bytes", "200000")];
 
 #[test]
 fn kill_9_during_produce_storm_loses_no_acknowledged_record() {
-    let dir = std::env::temp_dir().join(format!("ferrite-kill9-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new("kill9");
     let port = free_port();
-    let bs = format!("127.0.0.1:{port}");
-    let mut child = spawn_ferrite(&dir, port);
-    wait_for_port(&bs, Duration::from_secs(10));
+    let broker = Ferrite::start(&dir.0, port, &FLUSH_ON_ACK);
+    let bs = broker.bootstrap();
     let acked = Arc::new(Mutex::new(Vec::new()));
     let p: ThreadedProducer<Acked> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &bs)
@@ -140,19 +124,14 @@ fn kill_9_during_produce_storm_loses_no_acknowledged_record() {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    broker.kill9();
     let acked_now: Vec<Vec<u8>> = acked.lock().unwrap().clone();
     assert!(acked_now.len() >= 20_000, "the storm was acknowledged before the kill");
     drop(p);
-    let mut child = spawn_ferrite(&dir, port);
-    wait_for_port(&bs, Duration::from_secs(10));
+    let _broker = Ferrite::start(&dir.0, port, &FLUSH_ON_ACK);
     let got = consume(&bs, "storm", &[0], Offset::Beginning, acked_now.len(), Duration::from_secs(60));
     let have: std::collections::HashSet<Vec<u8>> = got.iter().filter_map(|g| g.value.clone()).collect();
     let missing = acked_now.iter().filter(|v| !have.contains(*v)).count();
     assert_eq!(missing, 0, "acknowledged records lost after kill -9");
     assert!(got.iter().enumerate().all(|(i, g)| g.offset == i as i64), "dense offsets after recovery");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
