@@ -147,3 +147,40 @@ fn twenty_huge_partial_requests_stay_within_the_request_pool() {
     assert!(t.elapsed() < Duration::from_millis(100), "ApiVersions took {:?} while the pool was full", t.elapsed());
     drop(held);
 }
+
+#[test]
+fn a_five_thousand_partition_create_topics_does_not_stall_other_clients() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let broker = EmbeddedBroker::start();
+    let bs = broker.bootstrap();
+    let mut ping = connect(&bs);
+    assert!(answered(&mut ping));
+    let creator = {
+        let bs = bs.clone();
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&bs).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+            let req = CreateTopicsRequest::default().with_timeout_ms(300_000).with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("wide")))
+                .with_num_partitions(5_000)
+                .with_replication_factor(1)]);
+            let resp: CreateTopicsResponse = common::raw::call(&mut s, ApiKey::CreateTopics, 5, &req);
+            resp.topics[0].error_code
+        })
+    };
+    let mut worst = Duration::ZERO;
+    let mut rounds = 0;
+    while !creator.is_finished() {
+        let t = Instant::now();
+        assert!(answered(&mut ping));
+        worst = worst.max(t.elapsed());
+        rounds += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(creator.join().unwrap(), 0, "the topic was created");
+    assert!(rounds > 5, "the creation took long enough to measure ({rounds} round trips)");
+    assert!(worst < Duration::from_millis(100), "an ApiVersions round trip took {worst:?} during the creation");
+    assert_eq!(broker.broker().state().logs.topic("wide").unwrap().partitions.len(), 5_000);
+}

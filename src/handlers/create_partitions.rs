@@ -7,28 +7,27 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 pub async fn handle(ctx: &Ctx<'_>, req: CreatePartitionsRequest) -> Outcome {
     let node = ctx.node_id();
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let bad_assignment = t
-                .assignments
-                .as_ref()
-                .is_some_and(|a| a.iter().any(|a| a.broker_ids.iter().map(|b| b.0).ne([node])));
-            let outcome = if bad_assignment {
-                Err((Error::InvalidReplicaAssignment, format!("only broker {node} exists")))
-            } else {
-                ctx.state
-                    .logs
-                    .create_partitions(&t.name, t.count, req.validate_only)
-                    .map_err(|e| (topic_error(&e), e.to_string()))
-            };
-            match outcome {
-                Ok(()) => result,
-                Err((e, msg)) => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&msg))),
-            }
-        })
-        .collect();
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let bad_assignment = t
+            .assignments
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|a| a.broker_ids.iter().map(|b| b.0).ne([node])));
+        let outcome = if bad_assignment {
+            Err((Error::InvalidReplicaAssignment, format!("only broker {node} exists")))
+        } else {
+            // On the blocking pool, as CreateTopics: new partitions' files take a while.
+            let (logs, name, count, validate_only) = (ctx.state.logs.clone(), t.name.to_string(), t.count, req.validate_only);
+            tokio::task::spawn_blocking(move || logs.create_partitions(&name, count, validate_only))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e).into()))
+                .map_err(|e| (topic_error(&e), e.to_string()))
+        };
+        results.push(match outcome {
+            Ok(()) => result,
+            Err((e, msg)) => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&msg))),
+        });
+    }
     ctx.respond(&CreatePartitionsResponse::default().with_results(results))
 }

@@ -66,42 +66,48 @@ pub async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> Outcome {
     for t in &req.topics {
         *seen.entry(t.name.to_string()).or_default() += 1;
     }
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let result = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
-            if seen[&t.name.to_string()] > 1 {
-                return result
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let result = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+        if seen[&t.name.to_string()] > 1 {
+            topics.push(
+                result
                     .with_error_code(Error::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes("topic appears more than once in the request")));
-            }
-            let created = plan(ctx, t).and_then(|(partitions, overrides)| {
-                ctx.state
-                    .logs
-                    .create_topic(&t.name, partitions, overrides, req.validate_only)
+                    .with_error_message(Some(str_bytes("topic appears more than once in the request"))),
+            );
+            continue;
+        }
+        let created = match plan(ctx, t) {
+            Ok((partitions, overrides)) => {
+                // Directories and files are made on the blocking pool: a topic of thousands
+                // of partitions must not hold a thread that serves requests.
+                let (logs, name, validate_only) = (ctx.state.logs.clone(), t.name.to_string(), req.validate_only);
+                tokio::task::spawn_blocking(move || logs.create_topic(&name, partitions, overrides, validate_only))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e).into()))
                     .map_err(|e| (topic_error(&e), e.to_string()))
-            });
-            match created {
-                Ok(topic) => {
-                    let configs = describe_topic(ctx.state, &topic)
-                        .into_iter()
-                        .map(|d| {
-                            CreatableTopicConfigs::default()
-                                .with_name(str_bytes(d.name))
-                                .with_value(d.value.map(|v| str_bytes(&v)))
-                                .with_config_source(d.source)
-                        })
-                        .collect();
-                    result
-                        .with_topic_id(topic.id)
-                        .with_num_partitions(if req.validate_only { plan(ctx, t).map(|p| p.0).unwrap_or(-1) } else { topic.partitions.len() as i32 })
-                        .with_replication_factor(1)
-                        .with_configs(Some(configs))
-                }
-                Err((e, msg)) => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&msg))),
             }
-        })
-        .collect();
+            Err(e) => Err(e),
+        };
+        topics.push(match created {
+            Ok(topic) => {
+                let configs = describe_topic(ctx.state, &topic)
+                    .into_iter()
+                    .map(|d| {
+                        CreatableTopicConfigs::default()
+                            .with_name(str_bytes(d.name))
+                            .with_value(d.value.map(|v| str_bytes(&v)))
+                            .with_config_source(d.source)
+                    })
+                    .collect();
+                result
+                    .with_topic_id(topic.id)
+                    .with_num_partitions(if req.validate_only { plan(ctx, t).map(|p| p.0).unwrap_or(-1) } else { topic.partitions.len() as i32 })
+                    .with_replication_factor(1)
+                    .with_configs(Some(configs))
+            }
+            Err((e, msg)) => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&msg))),
+        });
+    }
     ctx.respond(&CreateTopicsResponse::default().with_topics(topics))
 }
