@@ -12,6 +12,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+/// These tests time round trips and fill memory: one at a time, so none slows another.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn connect(bs: &str) -> TcpStream {
     let s = TcpStream::connect(bs).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -32,6 +39,7 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn idle_and_trickling_connections_are_closed_busy_ones_stay() {
+    let _serial = serial();
     let broker = EmbeddedBroker::start_with(&[("connections.max.idle.ms", "1000")]);
     let bs = broker.bootstrap();
     let mut silent = connect(&bs);
@@ -58,6 +66,7 @@ fn idle_and_trickling_connections_are_closed_busy_ones_stay() {
 
 #[test]
 fn one_connection_too_many_from_an_address_is_closed() {
+    let _serial = serial();
     let broker = EmbeddedBroker::start_with(&[("max.connections.per.ip", "3")]);
     let bs = broker.bootstrap();
     let mut held: Vec<TcpStream> = (0..3).map(|_| connect(&bs)).collect();
@@ -80,6 +89,7 @@ fn one_connection_too_many_from_an_address_is_closed() {
 
 #[test]
 fn per_address_overrides_raise_the_limit() {
+    let _serial = serial();
     let broker = EmbeddedBroker::start_with(&[("max.connections.per.ip", "1"), ("max.connections.per.ip.overrides", "127.0.0.1:4")]);
     let bs = broker.bootstrap();
     let mut held: Vec<TcpStream> = (0..4).map(|_| connect(&bs)).collect();
@@ -89,6 +99,7 @@ fn per_address_overrides_raise_the_limit() {
 
 #[test]
 fn past_max_connections_new_ones_wait_for_a_slot() {
+    let _serial = serial();
     let broker = EmbeddedBroker::start_with(&[("max.connections", "2")]);
     let bs = broker.bootstrap();
     let mut a = connect(&bs);
@@ -113,6 +124,7 @@ fn rss(pid: u32) -> u64 {
 
 #[test]
 fn twenty_huge_partial_requests_stay_within_the_request_pool() {
+    let _serial = serial();
     use common::process::{free_port, Ferrite, TempDir};
     const POOL: u64 = 128 << 20;
     let dir = TempDir::new("pool");
@@ -150,6 +162,7 @@ fn twenty_huge_partial_requests_stay_within_the_request_pool() {
 
 #[test]
 fn a_five_thousand_partition_create_topics_does_not_stall_other_clients() {
+    let _serial = serial();
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
     use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
     use kafka_protocol::protocol::StrBytes;
