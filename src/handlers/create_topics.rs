@@ -17,6 +17,7 @@ pub fn topic_error(e: &TopicError) -> Error {
         TopicError::InvalidReplicationFactor(_) => Error::InvalidReplicationFactor,
         TopicError::InvalidConfig(_) => Error::InvalidConfig,
         TopicError::Unknown(_) => Error::UnknownTopicOrPartition,
+        TopicError::ResourceLimit(_) => Error::PolicyViolation,
         TopicError::Io(_) => Error::KafkaStorageError,
     }
 }

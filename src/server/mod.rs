@@ -67,6 +67,8 @@ impl Broker {
     /// serving. Must be called inside a Tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<Broker> {
         let config = Arc::new(config);
+        let fd_limit = crate::storage::resource_budget::raise_open_file_limit();
+        tracing::debug!(fd_limit, "open-file limit");
         let logs = {
             let c = config.clone();
             Arc::new(tokio::task::spawn_blocking(move || LogManager::open(c)).await??)

@@ -166,6 +166,9 @@ impl Log {
                     log.unflushed_files.extend(seg.flush_handles());
                 }
             }
+            if next_base.is_some() {
+                seg.unload_indexes();
+            }
             log.segments.insert(base, seg);
         }
         // Segments past the active one are closed (trimmed); the last one takes appends.
@@ -380,6 +383,13 @@ impl Log {
         })
     }
 
+    /// Indexes of the active segment not open yet: each takes a descriptor and a map
+    /// once written (`resource_budget`).
+    pub fn unopened_active_indexes(&self) -> u64 {
+        let (o, t) = self.active().indexes_mapped();
+        u64::from(!o) + u64::from(!t)
+    }
+
     /// Starts a new active segment at the log end offset.
     pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
         let next = self.next_offset();
@@ -394,6 +404,7 @@ impl Log {
         // never appended to again, and the next append rolls again.
         active.on_become_inactive()?;
         let handles = active.flush_handles();
+        active.unload_indexes();
         self.unflushed_files.extend(handles);
         self.segments.insert(next, seg);
         // Make the new file's name durable with the directory.
@@ -696,7 +707,7 @@ mod tests {
         append(&mut log, &[b"cccccccccc"], 2_000);
         std::fs::create_dir(&path).unwrap();
         log.roll(3_000).unwrap();
-        assert_eq!((log.segments.len(), log.unflushed_files.len()), (2, 3), "the rolled log and its two indexes");
+        assert_eq!((log.segments.len(), log.unflushed_files.len()), (2, 1), "the rolled log (its indexes got no entry, so were never opened)");
         append(&mut log, &[b"dddddddddd"], 3_000);
         assert_eq!(log.next_offset(), 4);
         assert!(log.read(3, 1 << 20, true).unwrap().is_some_and(|s| s.len > 0), "the new segment serves reads");

@@ -5,6 +5,11 @@
 //! checkpoint files, and the `.kafka_cleanshutdown` marker written by a clean stop. Topic
 //! configuration overrides (held by KRaft's metadata log in Kafka) live in
 //! `topic-configs/<topic>.properties`.
+//!
+//! Creating partitions is all-or-nothing: a `<topic>.creating` file naming the first new
+//! partition is written before any of them and removed once all are made; a failure rolls
+//! back what was made, and a start that finds the file (a crash half-way) removes the
+//! partial partitions before loading anything.
 
 use super::checkpoint;
 use super::dir_lock::DirLock;
@@ -27,6 +32,7 @@ const TOPIC_CONFIGS: &str = "topic-configs";
 const DYNAMIC_CONFIGS: &str = "dynamic-configs";
 const DYNAMIC_DEFAULT: &str = "cluster-default.properties";
 const DYNAMIC_BROKER: &str = "broker.properties";
+const CREATING: &str = ".creating";
 
 #[derive(Clone)]
 pub struct Topic {
@@ -61,6 +67,9 @@ pub enum TopicError {
     InvalidConfig(#[from] ConfigError),
     #[error("topic '{0}' does not exist")]
     Unknown(String),
+    /// More partitions than the open-file or memory-map limit can hold (POLICY_VIOLATION).
+    #[error("{0}")]
+    ResourceLimit(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -158,6 +167,7 @@ impl LogManager {
         };
         let clean_marker = dir.join(CLEAN_SHUTDOWN);
         let clean = clean_marker.exists();
+        Self::finish_interrupted_creations(&dir)?;
         let recovery = checkpoint::read(&dir.join(RECOVERY_POINT))?;
         let starts = checkpoint::read(&dir.join(LOG_START))?;
 
@@ -367,20 +377,104 @@ impl LogManager {
                 other.name
             )));
         }
+        self.check_budget(partitions)?;
         let id = Uuid::new_v4();
         if validate_only {
             return Ok(Arc::new(Topic { name: name.to_string(), id, overrides, config, partitions: Vec::new() }));
         }
-        if !overrides.is_empty() {
-            write_properties(&self.dir.join(TOPIC_CONFIGS).join(format!("{name}.properties")), &overrides)?;
-        }
-        let parts = self.open_partitions(name, id, &config, 0..partitions)?;
+        let parts = self.create_partitions_atomically(name, id, &config, 0..partitions, &overrides)?;
         let topic = Arc::new(Topic { name: name.to_string(), id, overrides, config, partitions: parts });
         let mut map = self.topics.write().unwrap();
         map.by_id.insert(id, topic.clone());
         map.by_name.insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
+    }
+
+    /// Refuses what the open-file and memory-map limits cannot hold (`resource_budget`).
+    fn check_budget(&self, partitions: i32) -> Result<(), TopicError> {
+        let usage = super::resource_budget::usage()?;
+        let unopened: u64 = self.topics().iter().flat_map(|t| t.partitions.iter()).map(|p| p.log().unopened_active_indexes()).sum();
+        super::resource_budget::check(&usage, unopened, partitions.max(0) as u64).map_err(TopicError::ResourceLimit)
+    }
+
+    /// Makes partitions `range` of topic `name` (and, for a new topic, its config file)
+    /// all-or-nothing: on failure everything made is removed again; a crash half-way is
+    /// undone by the next start (`finish_interrupted_creations`).
+    fn create_partitions_atomically(
+        &self,
+        name: &str,
+        id: Uuid,
+        config: &LogConfig,
+        range: std::ops::Range<i32>,
+        new_topic_overrides: &BTreeMap<String, String>,
+    ) -> Result<Vec<Arc<Partition>>, TopicError> {
+        let marker = self.dir.join(format!("{name}{CREATING}"));
+        checkpoint::write_atomically(&marker, range.start.to_string().as_bytes())?;
+        let made = (|| {
+            if range.start == 0 && !new_topic_overrides.is_empty() {
+                write_properties(&self.dir.join(TOPIC_CONFIGS).join(format!("{name}.properties")), new_topic_overrides)?;
+            }
+            self.open_partitions(name, id, config, range.clone())
+        })();
+        match made {
+            Ok(parts) => {
+                std::fs::remove_file(&marker)?;
+                std::fs::File::open(&self.dir)?.sync_all()?;
+                Ok(parts)
+            }
+            Err(e) => {
+                tracing::warn!(topic = name, partitions = ?range, error = %e, "creating partitions failed; removing what was made");
+                if let Err(undo) = Self::remove_partial(&self.dir, name, range.start) {
+                    tracing::error!(topic = name, error = %undo, "could not remove partially created partitions; the next start removes them");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes partitions `from..` of `name` (and its config when `from` is 0), then the
+    /// `.creating` marker: the undo of an interrupted or failed creation.
+    fn remove_partial(dir: &Path, name: &str, from: i32) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let file_name = entry.file_name().to_string_lossy().to_string();
+            if let Some((topic, p)) = parse_partition_dir(&file_name) {
+                if topic == name && p >= from && entry.file_type()?.is_dir() {
+                    std::fs::remove_dir_all(entry.path())?;
+                }
+            }
+        }
+        if from == 0 {
+            match std::fs::remove_file(dir.join(TOPIC_CONFIGS).join(format!("{name}.properties"))) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::File::open(dir)?.sync_all()?;
+        std::fs::remove_file(dir.join(format!("{name}{CREATING}")))?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    /// Undoes the partition creations a crash interrupted (their `.creating` markers).
+    fn finish_interrupted_creations(dir: &Path) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let file_name = entry.file_name().to_string_lossy().to_string();
+            let Some(name) = file_name.strip_suffix(CREATING) else { continue };
+            if !entry.file_type()?.is_file() || validate_topic_name(name).is_err() {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path())?;
+            // Markers are written atomically: one that does not parse was not written by us.
+            let Ok(from) = text.trim().parse::<i32>() else {
+                tracing::warn!(file = %entry.path().display(), "ignoring a .creating file that does not name a partition");
+                continue;
+            };
+            tracing::warn!(topic = name, from_partition = from, "a topic or partition creation was interrupted; removing its partial partitions");
+            Self::remove_partial(dir, name, from)?;
+        }
+        Ok(())
     }
 
     fn open_partitions(
@@ -418,11 +512,12 @@ impl LogManager {
         if count > 100_000 {
             return Err(TopicError::InvalidPartitions(format!("{count} partitions is more than this broker allows")));
         }
+        self.check_budget(count - current)?;
         if validate_only {
             return Ok(());
         }
         let mut parts = topic.partitions.clone();
-        parts.extend(self.open_partitions(name, topic.id, &topic.config, current..count)?);
+        parts.extend(self.create_partitions_atomically(name, topic.id, &topic.config, current..count, &BTreeMap::new())?);
         self.replace_topic(Topic { partitions: parts, ..Topic::clone(&topic) });
         Ok(())
     }
@@ -555,6 +650,65 @@ mod tests {
     fn open(dir: &Path) -> LogManager {
         let cfg = BrokerConfig::from_map(BTreeMap::from([("log.dirs".to_string(), dir.display().to_string())])).unwrap();
         LogManager::open(Arc::new(cfg)).unwrap()
+    }
+
+    fn partition_dirs(dir: &Path, topic: &str) -> Vec<i32> {
+        let mut v: Vec<i32> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                parse_partition_dir(&n).filter(|(t, _)| *t == topic).map(|(_, p)| p)
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_creation_that_fails_half_way_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = open(dir.path());
+        // Partition 5's directory cannot be made: a file holds its name.
+        std::fs::write(dir.path().join("t-5"), b"in the way").unwrap();
+        let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        assert!(matches!(logs.create_topic("t", 10, configs, false), Err(TopicError::Io(_))));
+        assert!(logs.topic("t").is_none());
+        assert_eq!(partition_dirs(dir.path(), "t"), Vec::<i32>::new(), "partitions 0-4 were removed again");
+        assert!(!dir.path().join("topic-configs/t.properties").exists());
+        assert!(!dir.path().join("t.creating").exists());
+        // Growing a topic is all-or-nothing too.
+        logs.create_topic("g", 2, BTreeMap::new(), false).unwrap();
+        std::fs::write(dir.path().join("g-4"), b"in the way").unwrap();
+        assert!(logs.create_partitions("g", 6, false).is_err());
+        assert_eq!(logs.topic("g").unwrap().partitions.len(), 2);
+        assert_eq!(partition_dirs(dir.path(), "g"), vec![0, 1]);
+        logs.shutdown().unwrap();
+        drop(logs);
+        let again = open(dir.path());
+        assert!(again.topic("t").is_none());
+        assert_eq!(again.topic("g").unwrap().partitions.len(), 2);
+    }
+
+    #[test]
+    fn a_start_removes_what_an_interrupted_creation_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = open(dir.path());
+        logs.create_topic("grown", 2, BTreeMap::new(), false).unwrap();
+        logs.create_topic("half", 3, BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]), false).unwrap();
+        logs.shutdown().unwrap();
+        drop(logs);
+        // As a crash half-way leaves them: the markers, and partitions made before it.
+        std::fs::write(dir.path().join("half.creating"), b"0").unwrap();
+        std::fs::create_dir(dir.path().join("grown-2")).unwrap();
+        std::fs::write(dir.path().join("grown.creating"), b"2").unwrap();
+        let again = open(dir.path());
+        assert!(again.topic("half").is_none(), "a topic whose creation did not finish is gone");
+        assert!(!dir.path().join("topic-configs/half.properties").exists());
+        assert_eq!(again.topic("grown").unwrap().partitions.len(), 2, "partitions made by an unfinished growth are gone");
+        assert_eq!(partition_dirs(dir.path(), "grown"), vec![0, 1]);
+        assert!(!dir.path().join("half.creating").exists() && !dir.path().join("grown.creating").exists());
     }
 
     #[test]

@@ -144,7 +144,9 @@ fn rolled_segments_are_flushed_and_move_the_recovery_point() {
     assert!(log.has_unflushed_rolled());
     assert_eq!(log.recovery_point(), 0);
     let pending = log.begin_flush_rolled().unwrap();
-    assert_eq!(pending.files.len(), 3 * (log.segment_count() - 1), "each rolled segment's log and two indexes");
+    // 4 KiB segments get no offset index entry (index.interval.bytes is 4096): each rolled
+    // segment's log and time index; an index never written is never opened.
+    assert_eq!(pending.files.len(), 2 * (log.segment_count() - 1), "each rolled segment's log and time index");
     pending.run().unwrap();
     log.complete_flush(&pending, 0);
     let active = *log.segments.keys().next_back().unwrap();
@@ -173,5 +175,27 @@ fn recovered_segments_are_flushed_before_the_recovery_point_passes_them() {
     drop(log);
     let mut log = Log::open(dir.path(), cfg(4096), opts(false, 0)).unwrap();
     let pending = log.begin_flush_rolled().expect("recovered closed segments wait for an fsync");
-    assert_eq!(pending.files.len(), 3 * (segments - 1));
+    assert_eq!(pending.files.len(), 2 * (segments - 1), "each recovered segment's log and time index");
+}
+
+#[test]
+fn closed_segments_hold_no_index_until_a_lookup_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), cfg(1), opts(true, 0)).unwrap();
+    assert_eq!(log.active().indexes_mapped(), (false, false), "a new segment opens its indexes at the first entry");
+    fill(&mut log, 50);
+    assert!(log.segment_count() > 3);
+    let closed: Vec<i64> = log.segments.keys().copied().take(log.segment_count() - 1).collect();
+    for b in &closed {
+        assert_eq!(log.segments[b].indexes_mapped(), (false, false), "segment {b} let go of its indexes at the roll");
+    }
+    assert_eq!(served(&log), (0..50).collect::<Vec<_>>(), "every offset served through lazily mapped indexes");
+    assert_eq!(log.segments[&closed[0]].indexes_mapped().0, true, "a read maps the offset index");
+    log.close().unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), cfg(1), opts(true, 0)).unwrap();
+    for b in &closed {
+        assert_eq!(log.segments[b].indexes_mapped(), (false, false), "after a restart too");
+    }
+    assert_eq!(served(&log), (0..50).collect::<Vec<_>>());
 }

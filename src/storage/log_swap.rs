@@ -131,6 +131,7 @@ impl Log {
             now_ms,
         )?;
         seg.on_become_inactive()?;
+        seg.unload_indexes();
         self.segments.insert(first, seg);
         for path in doomed {
             let _ = std::fs::remove_file(path);

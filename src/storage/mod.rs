@@ -13,6 +13,7 @@ mod offset_index;
 pub mod partition;
 pub mod producer_state;
 pub mod recompress;
+pub mod resource_budget;
 pub mod segment;
 mod segment_recovery;
 mod time_index;

@@ -44,21 +44,22 @@ impl OffsetIndex {
     /// The position to start scanning from for `target`: that of the last indexed batch whose
     /// last offset is ≤ `target` (every batch there or after ends at or past it), or 0.
     pub fn lookup(&self, target: i64) -> u64 {
-        self.file.floor(target - self.base_offset, key).map(|i| position(self.file.entry(i))).unwrap_or(0)
+        self.lookup_entry(target).map_or(0, |(_, pos)| pos)
     }
 
     /// The last entry whose offset is ≤ `target`: (that batch's last offset, its position).
     pub fn lookup_entry(&self, target: i64) -> Option<(i64, u64)> {
         let i = self.file.floor(target - self.base_offset, key)?;
-        let e = self.file.entry(i);
+        let e = self.file.entry(i)?;
         Some((self.base_offset + key(e), position(e)))
     }
 
-    /// Checks that entries grow and stay inside a log of `log_size` bytes.
+    /// Checks that entries grow and stay inside a log of `log_size` bytes (an index that
+    /// cannot be mapped is not sane: it is rebuilt).
     pub fn sane(&self, log_size: u64) -> bool {
         let mut prev: Option<(i64, u64)> = None;
         for i in 0..self.file.len() {
-            let e = self.file.entry(i);
+            let Some(e) = self.file.entry(i) else { return false };
             let (k, p) = (key(e), position(e));
             if p >= log_size.max(1) || prev.is_some_and(|(pk, pp)| k <= pk || p <= pp) {
                 return false;

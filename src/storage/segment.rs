@@ -189,8 +189,8 @@ impl LogSegment {
     }
 
     fn recover_inner(&mut self, next_base: Option<i64>, now_ms: i64, may_salvage: bool) -> io::Result<RecoveryResult> {
-        self.offset_index.file().truncate_entries(0);
-        self.time_index.file().truncate_entries(0);
+        self.offset_index.file().truncate_entries(0)?;
+        self.time_index.file().truncate_entries(0)?;
         self.offset_index.file().reopen_for_append()?;
         self.time_index.file().reopen_for_append()?;
         self.bytes_since_last_index_entry = 0;
@@ -356,10 +356,22 @@ impl LogSegment {
         self.time_index.file().reopen_for_append()
     }
 
-    /// The log file and both index files, for an fsync that runs off the partition lock
-    /// (Kafka flushes a segment's indexes with its log).
-    pub fn flush_handles(&self) -> [Arc<File>; 3] {
-        [self.file.clone(), self.offset_index.file.handle(), self.time_index.file.handle()]
+    /// The log file and the index files written since they were last trimmed, for an
+    /// fsync that runs off the partition lock (Kafka flushes a segment's indexes with its
+    /// log).
+    pub fn flush_handles(&self) -> Vec<Arc<File>> {
+        let mut v = vec![self.file.clone()];
+        v.extend(self.offset_index.file.handle());
+        v.extend(self.time_index.file.handle());
+        v
+    }
+
+    /// Releases a closed segment's index maps and descriptors (Kafka's `LazyIndex`): they
+    /// are mapped again by the first lookup. Call after `on_become_inactive` and after
+    /// `flush_handles` has been taken.
+    pub fn unload_indexes(&mut self) {
+        self.offset_index.file().unload();
+        self.time_index.file().unload();
     }
 
     /// fdatasync of the log file. Indexes need no sync: after an unclean stop every segment
@@ -377,6 +389,10 @@ impl LogSegment {
 
     pub fn file(&self) -> &Arc<File> {
         &self.file
+    }
+    /// Whether each index (offset, time) is open and mapped now.
+    pub fn indexes_mapped(&self) -> (bool, bool) {
+        (self.offset_index.file.is_mapped(), self.time_index.file.is_mapped())
     }
     pub fn size(&self) -> u64 {
         self.size

@@ -46,11 +46,13 @@ impl TimeIndex {
     pub fn lookup(&self, target: i64) -> i64 {
         self.file
             .floor(target.saturating_sub(1), timestamp)
-            .map(|i| self.base_offset + rel_offset(self.file.entry(i)))
+            .and_then(|i| self.file.entry(i))
+            .map(|e| self.base_offset + rel_offset(e))
             .unwrap_or(self.base_offset)
     }
 
     pub fn sane(&self) -> bool {
-        (1..self.file.len()).all(|i| timestamp(self.file.entry(i)) > timestamp(self.file.entry(i - 1)))
+        let ts = |i| self.file.entry(i).map(timestamp);
+        (1..self.file.len()).all(|i| matches!((ts(i - 1), ts(i)), (Some(a), Some(b)) if b > a))
     }
 }

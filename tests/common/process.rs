@@ -55,6 +55,28 @@ impl Ferrite {
         f
     }
 
+    /// Starts a broker whose open-file limit (soft and hard, as `ulimit -n` sets them) is
+    /// `limit`.
+    pub fn start_with_fd_limit(dir: &Path, port: u16, overrides: &[(&str, &str)], limit: u64) -> Self {
+        use std::os::unix::process::CommandExt;
+        let mut c = command(dir, port, overrides);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, limit).map_err(std::io::Error::from)
+            });
+        }
+        let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferrite starts");
+        let f = Ferrite { child, port };
+        super::wait_for_port(&f.bootstrap(), Duration::from_secs(20));
+        f
+    }
+
+    /// Descriptors the process holds (`/proc/<pid>/fd`).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map(|d| d.count()).unwrap_or(0)
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
