@@ -75,7 +75,7 @@ impl IndexFile {
 
     /// Opens and maps the file; `preallocate` grows it to capacity first (for appending).
     fn load(&self, preallocate: bool) -> io::Result<Mapped> {
-        let file = OpenOptions::new().read(true).write(true).create(true).open(&self.path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&self.path)?;
         let mut mapped = Mapped { file: Arc::new(file), mmap: None };
         self.remap(&mut mapped, preallocate)?;
         Ok(mapped)

@@ -190,7 +190,7 @@ fn closed_segments_hold_no_index_until_a_lookup_needs_it() {
         assert_eq!(log.segments[b].indexes_mapped(), (false, false), "segment {b} let go of its indexes at the roll");
     }
     assert_eq!(served(&log), (0..50).collect::<Vec<_>>(), "every offset served through lazily mapped indexes");
-    assert_eq!(log.segments[&closed[0]].indexes_mapped().0, true, "a read maps the offset index");
+    assert!(log.segments[&closed[0]].indexes_mapped().0, "a read maps the offset index");
     log.close().unwrap();
     drop(log);
     let log = Log::open(dir.path(), cfg(1), opts(true, 0)).unwrap();
