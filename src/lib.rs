@@ -6,6 +6,7 @@
 
 #[cfg(feature = "alloc-guard")]
 pub mod alloc_guard;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod handlers;

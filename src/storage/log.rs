@@ -409,9 +409,10 @@ impl Log {
         self.segments.insert(next, seg);
         // Make the new file's name durable with the directory.
         File::open(&self.dir)?.sync_all()?;
-        if !self.producers.is_empty() {
-            self.producers.take_snapshot(&self.dir, next)?;
-        }
+        // Even an empty producer state is snapshotted: without a snapshot a start would
+        // read every batch header of the whole log to rebuild it (Kafka snapshots at every
+        // roll too).
+        self.producers.take_snapshot(&self.dir, next)?;
         Ok(())
     }
 
@@ -632,9 +633,7 @@ impl Log {
             segment::sync_data(f)?;
         }
         self.recovery_point = pending.upto;
-        if !self.producers.is_empty() {
-            self.producers.take_snapshot(&self.dir, self.next_offset())?;
-        }
+        self.producers.take_snapshot(&self.dir, self.next_offset())?;
         self.active_mut().on_become_inactive()
     }
 }

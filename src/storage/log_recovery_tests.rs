@@ -199,3 +199,18 @@ fn closed_segments_hold_no_index_until_a_lookup_needs_it() {
     }
     assert_eq!(served(&log), (0..50).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_log_without_producer_ids_still_gets_producer_snapshots_so_a_start_reads_only_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), cfg(4096), opts(true, 0)).unwrap();
+    fill(&mut log, 50);
+    let active = *log.segments.keys().next_back().unwrap();
+    assert!(active > 0);
+    assert!(
+        dir.path().join(crate::storage::producer_state::snapshot_name(active)).exists(),
+        "the roll to {active} snapshotted the (empty) producer state"
+    );
+    log.close().unwrap();
+    assert!(dir.path().join(crate::storage::producer_state::snapshot_name(50)).exists(), "and so did the clean close");
+}

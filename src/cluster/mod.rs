@@ -1,0 +1,14 @@
+//! The cluster: brokers that agree on metadata through a controller quorum, as Kafka's
+//! KRaft mode does.
+//!
+//! - `records`: the metadata log's records, with KRaft's names;
+//! - `image`: `MetadataImage`, what the records add up to; every broker answers from it;
+//! - `quorum`: `MetadataQuorum`, the narrow face of the consensus engine;
+//! - `raft`: that face on openraft, with the log and snapshots on disk;
+//! - `rpc`: frames on the controller listener.
+
+pub mod image;
+pub mod quorum;
+pub mod raft;
+pub mod records;
+pub mod rpc;
