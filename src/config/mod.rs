@@ -6,6 +6,7 @@
 //! Unknown keys are warned about; a value of the wrong type is refused with the key named.
 
 pub mod defs;
+pub mod cluster_config;
 pub mod cleaner_config;
 pub mod group_config;
 pub mod txn_config;
@@ -100,6 +101,8 @@ pub struct BrokerConfig {
     pub cleaner: CleanerConfig,
     /// The topic-level defaults every topic starts from.
     pub log: LogConfig,
+    /// Roles, the controller quorum, timeouts (`cluster_config`).
+    pub cluster: cluster_config::ClusterConfig,
 }
 
 impl Default for BrokerConfig {
@@ -150,6 +153,7 @@ impl BrokerConfig {
             txn: TransactionConfig::placeholder(),
             cleaner: CleanerConfig::placeholder(),
             log: LogConfig::default(),
+            cluster: cluster_config::ClusterConfig::placeholder(),
         };
         cfg.node_id = match cfg.explicit.get("broker.id") {
             Some(_) if !cfg.explicit.contains_key("node.id") => cfg.int("broker.id")? as i32,
@@ -200,6 +204,7 @@ impl BrokerConfig {
         cfg.group = GroupConfig::from_broker(&cfg)?;
         cfg.txn = TransactionConfig::from_broker(&cfg)?;
         cfg.cleaner = CleanerConfig::from_broker(&cfg)?;
+        cfg.cluster = cluster_config::ClusterConfig::from_broker(&cfg)?;
         Ok(cfg)
     }
 
