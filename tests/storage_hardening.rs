@@ -137,6 +137,27 @@ fn rolled_segments_are_flushed_and_a_restart_rereads_only_the_rest() {
 }
 
 #[test]
+fn after_an_unclean_start_the_recovered_segments_are_checkpointed_at_once() {
+    let dir = TempDir::new("rp-again");
+    let port = free_port();
+    // Kafka's default checkpoint interval (60 s): the broker is killed long before it.
+    let cfg = [("log.segment.bytes", "16384")];
+    let f = Ferrite::start(&dir.0, port, &cfg);
+    create_topic(&f.bootstrap(), "again", 1, &[]);
+    produce_numbered(&f.bootstrap(), "again", 20_000);
+    f.kill9();
+    assert_eq!(checkpointed_recovery_point(&dir.0, "again").unwrap_or(0), 0, "no checkpoint was due before the crash");
+    let f = Ferrite::start(&dir.0, port, &cfg);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let newest = segment_files(&dir.0.join("again-0")).last().unwrap().file_stem().unwrap().to_str().unwrap().parse::<i64>().unwrap();
+    while checkpointed_recovery_point(&dir.0, "again").unwrap_or(0) < newest {
+        assert!(Instant::now() < deadline, "the recovered segments' recovery point was not written within 5 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(f);
+}
+
+#[test]
 fn a_fetch_across_a_flipped_batch_length_is_corrupt_message_not_other_records() {
     let broker = EmbeddedBroker::start_with(&[("log.segment.bytes", "1048576")]);
     let bs = broker.bootstrap();

@@ -5,9 +5,11 @@
 //! - `image`: `MetadataImage`, what the records add up to; every broker answers from it;
 //! - `quorum`: `MetadataQuorum`, the narrow face of the consensus engine;
 //! - `raft`: that face on openraft, with the log and snapshots on disk;
-//! - `rpc`: frames on the controller listener.
+//! - `rpc`: frames on the controller listener;
+//! - `lifecycle`: starting this node's quorum member and registering the broker.
 
 pub mod image;
+pub mod lifecycle;
 pub mod quorum;
 pub mod raft;
 pub mod records;

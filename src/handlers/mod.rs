@@ -16,6 +16,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_quorum;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
@@ -164,6 +165,7 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::CreatePartitions => serve!(create_partitions),
         ApiKey::DescribeConfigs => serve!(describe_configs),
         ApiKey::DescribeCluster => serve!(describe_cluster),
+        ApiKey::DescribeQuorum => serve!(describe_quorum),
         ApiKey::FindCoordinator => serve!(find_coordinator),
         ApiKey::JoinGroup => serve!(join_group),
         ApiKey::SyncGroup => serve!(sync_group),

@@ -10,6 +10,7 @@ pub mod request_pool;
 pub mod frame;
 mod zero_copy;
 
+use crate::cluster::quorum::MetadataQuorum;
 use crate::config::BrokerConfig;
 use crate::coordinator::offsets_store::LogOffsetsStore;
 use crate::coordinator::producer_id_manager::ProducerIdManager;
@@ -45,6 +46,8 @@ pub struct BrokerState {
     pub advertised: Vec<Advertised>,
     pub quotas: Arc<connection_quotas::ConnectionQuotas>,
     pub request_pool: request_pool::RequestPool,
+    /// The controller quorum as this node takes part in it (its image, its status).
+    pub quorum: Arc<dyn MetadataQuorum>,
 }
 
 impl BrokerState {
@@ -66,6 +69,7 @@ impl Broker {
     /// Opens the log directory (recovering it if needed), binds every listener and starts
     /// serving. Must be called inside a Tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<Broker> {
+        crate::cluster::lifecycle::check_supported(&config)?;
         let config = Arc::new(config);
         let fd_limit = crate::storage::resource_budget::raise_open_file_limit();
         tracing::debug!(fd_limit, "open-file limit");
@@ -73,6 +77,7 @@ impl Broker {
             let c = config.clone();
             Arc::new(tokio::task::spawn_blocking(move || LogManager::open(c)).await??)
         };
+        let quorum: Arc<dyn MetadataQuorum> = crate::cluster::lifecycle::start_quorum(&config).await?;
         let groups = {
             let (logs, cfg) = (logs.clone(), config.group.clone());
             Arc::new(tokio::task::spawn_blocking(move || load_groups(logs, cfg)).await??)
@@ -109,6 +114,7 @@ impl Broker {
                 config.max_connections_per_ip_overrides.clone(),
             ),
             request_pool: request_pool::RequestPool::new(config.queued_max_request_bytes),
+            quorum,
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -117,6 +123,7 @@ impl Broker {
         }
         tracker.spawn(background(state.clone(), cancel.clone()));
         tracker.spawn(flusher(state.clone(), cancel.clone()));
+        tracker.spawn(register(state.clone(), cancel.clone()));
         tracing::info!(addrs = ?local_addrs, dir = %config.log_dir.display(), "ferrite is serving");
         Ok(Broker { state, local_addrs, cancel, tracker, stopped: false })
     }
@@ -158,6 +165,7 @@ impl Broker {
         }
         let cleaner = self.state.cleaner.clone();
         tokio::task::spawn_blocking(move || cleaner.shutdown()).await?;
+        self.state.quorum.shutdown().await;
         let logs = self.state.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown()).await??;
         tracing::info!("ferrite stopped cleanly");
@@ -174,8 +182,16 @@ impl Drop for Broker {
     fn drop(&mut self) {
         if !self.stopped {
             // Dropped without shutdown (a test's in-process broker): stop serving; the log is
-            // left as after a crash, which the next start recovers.
+            // left as after a crash, which the next start recovers. The quorum stops too, and
+            // the state (with the log directory) is let go only once it has.
             self.cancel.cancel();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let state = self.state.clone();
+                rt.spawn(async move {
+                    state.quorum.shutdown().await;
+                    drop(state);
+                });
+            }
         }
     }
 }
@@ -215,6 +231,24 @@ async fn accept_loop(listener: TcpListener, name: String, state: Arc<BrokerState
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Registers this broker in the metadata log once the quorum has a leader.
+async fn register(state: Arc<BrokerState>, cancel: CancellationToken) {
+    use crate::cluster::records::BrokerEndpoint;
+    let end_points = state
+        .advertised
+        .iter()
+        .map(|a| BrokerEndpoint { name: a.name.clone(), host: a.host.clone(), port: a.port, security_protocol: 0 })
+        .collect();
+    let registered = tokio::select! {
+        _ = cancel.cancelled() => return,
+        r = crate::cluster::lifecycle::register_broker(&*state.quorum, &state.config, end_points, Duration::from_secs(30)) => r,
+    };
+    match registered {
+        Ok(epoch) => tracing::debug!(node = state.config.node_id, epoch, "registered in the metadata log"),
+        Err(e) => tracing::error!(error = %e, "could not register this broker in the metadata log; check the metadata log directory"),
     }
 }
 
@@ -265,16 +299,31 @@ async fn load_transactions(
 async fn flusher(state: Arc<BrokerState>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Segments recovered at start are fsynced by the first ticks; the recovery point
+    // that then passes them is written at once, not at the next checkpoint interval, so
+    // that a broker crashing again soon after a start does not re-read them all again.
+    let mut recovered_checkpoint_due = true;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let mut rolled_pending = false;
         for t in state.logs.topics() {
             for p in &t.partitions {
                 if let Err(e) = p.flush_if_due().await {
                     tracing::error!(topic = %t.name, partition = p.index, error = %e, "fsync failed (retried at the next tick); check the disk");
                 }
+                if recovered_checkpoint_due && p.log_async().await.has_unflushed_rolled() {
+                    rolled_pending = true;
+                }
+            }
+        }
+        if recovered_checkpoint_due && !rolled_pending {
+            recovered_checkpoint_due = false;
+            let logs = state.logs.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || logs.checkpoint()).await {
+                tracing::error!(error = %e, "writing checkpoint files failed; check the log directory");
             }
         }
     }

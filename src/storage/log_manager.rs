@@ -120,6 +120,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     if !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-') {
         return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
+    if name == "__cluster_metadata" {
+        return bad("it is the name of the metadata log");
+    }
     Ok(())
 }
 
@@ -180,6 +183,10 @@ impl LogManager {
             }
             if name.ends_with("-delete") {
                 std::fs::remove_dir_all(entry.path())?;
+                continue;
+            }
+            // The metadata log lives beside the partitions, as in Kafka, and is not one.
+            if name == crate::cluster::lifecycle::METADATA_DIR {
                 continue;
             }
             if let Some((topic, p)) = parse_partition_dir(&name) {

@@ -91,6 +91,10 @@ impl RaftQuorum {
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {} // resumed from disk
                 Err(e) => return Err(anyhow::anyhow!("could not initialise the metadata quorum: {e}")),
             }
+            // A lone voter need not wait out an election timeout after a restart.
+            if cfg.voters.len() == 1 {
+                let _ = raft.trigger().elect().await;
+            }
         }
         Ok(Arc::new(RaftQuorum { node_id: cfg.node_id, raft, image }))
     }
