@@ -6,7 +6,6 @@
 mod common;
 
 use common::process::{free_port, run_expecting_exit, Ferrite, TempDir};
-use ferrite::cluster::quorum::MetadataQuorum;
 use ferrite::testing::EmbeddedBroker;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
