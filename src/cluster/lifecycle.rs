@@ -1,25 +1,41 @@
 //! Starting this node's part of the cluster and registering the broker, as Kafka's
 //! `BrokerLifecycleManager` does at start.
 //!
-//! Today only the lone combined node runs (no `controller.quorum.voters`): it is its own
-//! one-voter quorum in `<metadata.log.dir>/__cluster_metadata-0`, and at each start it
-//! registers itself with a new incarnation id and a broker epoch one above the last. A
-//! node configured for a cluster of several refuses to start until that is served.
+//! A lone combined node (no `controller.quorum.voters`) is its own one-voter quorum in
+//! `<metadata.log.dir>/__cluster_metadata-0`. Every node registers its broker with the
+//! active controller at each start (a new incarnation, a broker epoch one above the last)
+//! and heartbeats; a broker is fenced until its first heartbeat and again when they stop.
+//! Clusters of several combined nodes run only with `FERRITE_EXPERIMENTAL_CLUSTER=1`
+//! while topics are still each node's own; other configurations for several nodes refuse
+//! to start.
 
+use super::controller::{ControllerError, QuorumController, Registration};
+use super::controller_rpc::{ControllerChannel, ControllerEnvelope};
 use super::quorum::MetadataQuorum;
-use super::raft::{network::Direct, QuorumConfig, RaftQuorum};
-use super::records::{BrokerEndpoint, MetadataRecord};
+use super::raft::{QuorumConfig, RaftQuorum};
+use super::records::BrokerEndpoint;
 use crate::config::BrokerConfig;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// The metadata log's directory name, as Kafka's.
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
 
+/// Set to 1 to run a combined-mode cluster of several nodes while it is being built:
+/// brokers register, heartbeat and are fenced, but topics are still each node's own.
+pub const EXPERIMENTAL_CLUSTER_ENV: &str = "FERRITE_EXPERIMENTAL_CLUSTER";
+
 /// Refuses, before anything is written, a configuration this build cannot serve.
 pub fn check_supported(cfg: &BrokerConfig) -> anyhow::Result<()> {
-    if !cfg.cluster.is_lone() {
+    let c = &cfg.cluster;
+    let experimental = std::env::var(EXPERIMENTAL_CLUSTER_ENV).is_ok_and(|v| v == "1");
+    if experimental && c.roles.broker && c.roles.controller && !c.voters.is_empty() {
+        return Ok(());
+    }
+    if !c.is_lone() {
         anyhow::bail!(
             "clusters of several nodes (controller.quorum.voters, controller.quorum.bootstrap.servers) are not served yet; \
              run a single node by leaving them unset"
@@ -32,15 +48,23 @@ pub fn check_supported(cfg: &BrokerConfig) -> anyhow::Result<()> {
 pub async fn start_quorum(cfg: &BrokerConfig) -> anyhow::Result<Arc<RaftQuorum>> {
     check_supported(cfg)?;
     let cluster = &cfg.cluster;
+    let voters = if cluster.is_lone() {
+        // A lone voter never dials anyone; its address is never used.
+        BTreeMap::from([(cfg.node_id, "127.0.0.1:0".to_string())])
+    } else {
+        cluster.voters.clone()
+    };
     let qc = QuorumConfig {
         node_id: cfg.node_id,
-        // A lone voter never dials anyone; its address is never used.
-        voters: BTreeMap::from([(cfg.node_id, "127.0.0.1:0".to_string())]),
+        voters,
         dir: cluster.metadata_log_dir.join(METADATA_DIR),
         election_timeout: Duration::from_millis(cluster.election_timeout_ms),
         snapshot_every: 10_000,
     };
-    let quorum = RaftQuorum::start::<Direct>(qc).await?;
+    let quorum = RaftQuorum::start::<ControllerEnvelope>(qc).await?;
+    if !cluster.is_lone() {
+        return Ok(quorum);
+    }
     // A lone voter elects itself at once; serve only once it has, so that every answer
     // (DescribeQuorum, the registration) sees a led quorum.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -53,32 +77,56 @@ pub async fn start_quorum(cfg: &BrokerConfig) -> anyhow::Result<Arc<RaftQuorum>>
     Ok(quorum)
 }
 
-/// Registers this broker (unfenced: a lone node has nobody to prove its liveness to),
-/// waiting up to `wait` for the quorum to have a leader.
-pub async fn register_broker(
-    quorum: &dyn MetadataQuorum,
-    cfg: &BrokerConfig,
-    end_points: Vec<BrokerEndpoint>,
-    wait: Duration,
-) -> anyhow::Result<i64> {
-    let deadline = Instant::now() + wait;
-    while !quorum.is_leader() {
-        if Instant::now() > deadline {
-            anyhow::bail!("the metadata quorum elected no leader within {wait:?}");
+/// Kafka's `BrokerLifecycleManager`: registers this broker with the active controller
+/// (a new incarnation at every start), then heartbeats every `broker.heartbeat.interval.ms`;
+/// registers again when the controller no longer knows this incarnation. Runs until
+/// `cancel`.
+pub async fn run_broker_lifecycle(channel: Arc<ControllerChannel>, cfg: Arc<BrokerConfig>, end_points: Vec<BrokerEndpoint>, cancel: CancellationToken) {
+    let interval = Duration::from_millis(cfg.cluster.heartbeat_interval_ms);
+    let registration = Registration { broker_id: cfg.node_id, incarnation_id: Uuid::new_v4(), end_points, rack: cfg.cluster.rack.clone() };
+    let mut epoch: Option<i64> = None;
+    let mut failures = 0u32;
+    let mut failed = |e: ControllerError| {
+        failures += 1;
+        if failures % 20 == 1 {
+            tracing::warn!(node = cfg.node_id, error = %e, "cannot reach the active controller; retrying");
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        Duration::from_millis(50)
+    };
+    loop {
+        let pause = match epoch {
+            None => match channel.register(registration.clone()).await {
+                Ok(e) => {
+                    tracing::debug!(node = cfg.node_id, epoch = e, "registered with the active controller");
+                    epoch = Some(e);
+                    Duration::ZERO // the first heartbeat unfences: send it at once
+                }
+                Err(e) => failed(e),
+            },
+            Some(e) => match channel.heartbeat(cfg.node_id, e).await {
+                Ok(_) => interval,
+                Err(ControllerError::StaleBrokerEpoch) => {
+                    epoch = None;
+                    Duration::ZERO
+                }
+                Err(e) => failed(e),
+            },
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
     }
-    let previous = quorum.image().borrow().brokers.get(&cfg.node_id).map_or(0, |b| b.epoch);
-    let epoch = previous + 1;
-    quorum
-        .append(vec![MetadataRecord::RegisterBrokerRecord {
-            broker_id: cfg.node_id,
-            incarnation_id: uuid::Uuid::new_v4(),
-            broker_epoch: epoch,
-            end_points,
-            rack: cfg.cluster.rack.clone(),
-            fenced: false,
-        }])
-        .await?;
-    Ok(epoch)
+}
+
+/// Runs the active controller's timers (fencing) until `cancel`.
+pub async fn run_controller_timers(controller: Arc<QuorumController>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => controller.tick().await,
+        }
+    }
 }

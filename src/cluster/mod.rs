@@ -6,11 +6,20 @@
 //! - `quorum`: `MetadataQuorum`, the narrow face of the consensus engine;
 //! - `raft`: that face on openraft, with the log and snapshots on disk;
 //! - `rpc`: frames on the controller listener;
-//! - `lifecycle`: starting this node's quorum member and registering the broker.
+//! - `controller`: `QuorumController`, the active controller's decisions (registration,
+//!   heartbeats, fencing);
+//! - `controller_rpc`: the controller listener's messages, server and client;
+//! - `lifecycle`: starting this node's quorum member, the broker's registration and
+//!   heartbeats (`BrokerLifecycleManager`).
 
+pub mod controller;
+pub mod controller_rpc;
 pub mod image;
 pub mod lifecycle;
 pub mod quorum;
 pub mod raft;
 pub mod records;
 pub mod rpc;
+
+#[cfg(test)]
+mod controller_tests;

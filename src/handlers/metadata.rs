@@ -86,14 +86,22 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> Outcome {
             });
         }
     }
-    let adv = ctx.state.advertised_for(&ctx.conn.listener);
+    let live = super::live_brokers::live_brokers(ctx);
+    let controller = super::live_brokers::controller_id(ctx, &live);
+    let brokers = live
+        .iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
     let resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node))
-            .with_host(str_bytes(&adv.host))
-            .with_port(adv.port as i32)])
+        .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&ctx.state.logs.cluster_id)))
-        .with_controller_id(BrokerId(node))
+        .with_controller_id(BrokerId(controller))
         // Metadata v8–10 carry the cluster's operations when asked (DescribeCluster since).
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations { CLUSTER_OPS_ALL } else { OPS_OMITTED })
         .with_topics(topics);

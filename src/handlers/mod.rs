@@ -17,6 +17,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_quorum;
+mod live_brokers;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;

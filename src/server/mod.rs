@@ -10,7 +10,10 @@ pub mod request_pool;
 pub mod frame;
 mod zero_copy;
 
+use crate::cluster::controller::QuorumController;
+use crate::cluster::controller_rpc::ControllerChannel;
 use crate::cluster::quorum::MetadataQuorum;
+use crate::cluster::records::BrokerEndpoint;
 use crate::config::BrokerConfig;
 use crate::coordinator::offsets_store::LogOffsetsStore;
 use crate::coordinator::producer_id_manager::ProducerIdManager;
@@ -77,7 +80,9 @@ impl Broker {
             let c = config.clone();
             Arc::new(tokio::task::spawn_blocking(move || LogManager::open(c)).await??)
         };
-        let quorum: Arc<dyn MetadataQuorum> = crate::cluster::lifecycle::start_quorum(&config).await?;
+        let raft_quorum = crate::cluster::lifecycle::start_quorum(&config).await?;
+        let quorum: Arc<dyn MetadataQuorum> = raft_quorum.clone();
+        let controller = Arc::new(QuorumController::new(quorum.clone(), Arc::new(SystemClock), config.cluster.session_timeout_ms));
         let groups = {
             let (logs, cfg) = (logs.clone(), config.group.clone());
             Arc::new(tokio::task::spawn_blocking(move || load_groups(logs, cfg)).await??)
@@ -85,12 +90,18 @@ impl Broker {
         let producer_ids = Arc::new(ProducerIdManager::new(&config.log_dir));
         let txns = load_transactions(logs.clone(), &config, groups.clone(), producer_ids.clone()).await?;
         let mut listeners = Vec::new();
+        let mut controller_listeners = Vec::new();
         let mut advertised = Vec::new();
         let mut local_addrs = Vec::new();
         for l in &config.listeners.0 {
             let listener = bind(l.bind).map_err(|e| {
                 anyhow::anyhow!("cannot listen on {} ({}): {e}; free the port or change `listeners`", l.bind, l.name)
             })?;
+            // Controller listeners carry the quorum and the brokers' calls, never clients.
+            if config.cluster.controller_listener_names.contains(&l.name) {
+                controller_listeners.push(listener);
+                continue;
+            }
             let local = listener.local_addr()?;
             let port = if l.advertised_port == 0 { local.port() } else { l.advertised_port };
             advertised.push(Advertised { name: l.name.clone(), host: l.advertised_host.clone(), port });
@@ -114,7 +125,7 @@ impl Broker {
                 config.max_connections_per_ip_overrides.clone(),
             ),
             request_pool: request_pool::RequestPool::new(config.queued_max_request_bytes),
-            quorum,
+            quorum: quorum.clone(),
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -123,7 +134,17 @@ impl Broker {
         }
         tracker.spawn(background(state.clone(), cancel.clone()));
         tracker.spawn(flusher(state.clone(), cancel.clone()));
-        tracker.spawn(register(state.clone(), cancel.clone()));
+        for l in controller_listeners {
+            tracker.spawn(crate::cluster::controller_rpc::serve(l, raft_quorum.raft().clone(), controller.clone(), cancel.clone()));
+        }
+        let channel = Arc::new(ControllerChannel::new(quorum.clone(), controller.clone(), config.cluster.voters.clone()));
+        let end_points = state
+            .advertised
+            .iter()
+            .map(|a| BrokerEndpoint { name: a.name.clone(), host: a.host.clone(), port: a.port, security_protocol: 0 })
+            .collect();
+        tracker.spawn(crate::cluster::lifecycle::run_broker_lifecycle(channel, config.clone(), end_points, cancel.clone()));
+        tracker.spawn(crate::cluster::lifecycle::run_controller_timers(controller, cancel.clone()));
         tracing::info!(addrs = ?local_addrs, dir = %config.log_dir.display(), "ferrite is serving");
         Ok(Broker { state, local_addrs, cancel, tracker, stopped: false })
     }
@@ -231,24 +252,6 @@ async fn accept_loop(listener: TcpListener, name: String, state: Arc<BrokerState
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-    }
-}
-
-/// Registers this broker in the metadata log once the quorum has a leader.
-async fn register(state: Arc<BrokerState>, cancel: CancellationToken) {
-    use crate::cluster::records::BrokerEndpoint;
-    let end_points = state
-        .advertised
-        .iter()
-        .map(|a| BrokerEndpoint { name: a.name.clone(), host: a.host.clone(), port: a.port, security_protocol: 0 })
-        .collect();
-    let registered = tokio::select! {
-        _ = cancel.cancelled() => return,
-        r = crate::cluster::lifecycle::register_broker(&*state.quorum, &state.config, end_points, Duration::from_secs(30)) => r,
-    };
-    match registered {
-        Ok(epoch) => tracing::debug!(node = state.config.node_id, epoch, "registered in the metadata log"),
-        Err(e) => tracing::error!(error = %e, "could not register this broker in the metadata log; check the metadata log directory"),
     }
 }
 

@@ -49,7 +49,14 @@ pub struct Ferrite {
 impl Ferrite {
     /// Starts a broker and waits until it accepts connections.
     pub fn start(dir: &Path, port: u16, overrides: &[(&str, &str)]) -> Self {
-        let child = command(dir, port, overrides).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferrite starts");
+        Self::start_with_env(dir, port, overrides, &[])
+    }
+
+    /// `start` with environment variables set for the process.
+    pub fn start_with_env(dir: &Path, port: u16, overrides: &[(&str, &str)], env: &[(&str, &str)]) -> Self {
+        let mut c = command(dir, port, overrides);
+        c.envs(env.iter().map(|(k, v)| (*k, *v)));
+        let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferrite starts");
         let f = Ferrite { child, port };
         super::wait_for_port(&f.bootstrap(), Duration::from_secs(20));
         f

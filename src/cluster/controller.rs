@@ -1,0 +1,174 @@
+//! Kafka's `QuorumController`, the part that runs on the quorum's leader: it turns broker
+//! registrations and heartbeats into metadata records, and fences brokers whose
+//! heartbeats stop for `broker.session.timeout.ms`.
+//!
+//! Writes are serialised (Kafka's controller is single-threaded): each decision is taken
+//! on the image as the previous write left it. Heartbeat times live only in the active
+//! controller's memory, as in Kafka; a controller that becomes active gives every broker a
+//! full session before it fences anyone.
+
+use super::quorum::{MetadataQuorum, QuorumError};
+use super::records::{BrokerEndpoint, MetadataRecord};
+use crate::coordinator::clock::Clock;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ControllerError {
+    /// Ask the active controller instead (`leader`, when known).
+    #[error("not the active controller (active: {leader:?})")]
+    NotController { leader: Option<i32> },
+    /// The broker's registration is gone or newer: register again.
+    #[error("stale broker epoch")]
+    StaleBrokerEpoch,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<QuorumError> for ControllerError {
+    fn from(e: QuorumError) -> Self {
+        match e {
+            QuorumError::NotLeader { leader } => ControllerError::NotController { leader },
+            other => ControllerError::Failed(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub end_points: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    pub fenced: bool,
+}
+
+struct Sessions {
+    /// Broker → last heartbeat (clock ms) seen by this controller.
+    last_seen: HashMap<i32, i64>,
+    /// The quorum epoch in which `last_seen` was gathered; a new epoch starts afresh.
+    epoch: i64,
+}
+
+pub struct QuorumController {
+    quorum: Arc<dyn MetadataQuorum>,
+    clock: Arc<dyn Clock>,
+    session_timeout_ms: i64,
+    writes: tokio::sync::Mutex<()>,
+    sessions: Mutex<Sessions>,
+}
+
+impl QuorumController {
+    pub fn new(quorum: Arc<dyn MetadataQuorum>, clock: Arc<dyn Clock>, session_timeout_ms: u64) -> Self {
+        QuorumController {
+            quorum,
+            clock,
+            session_timeout_ms: session_timeout_ms as i64,
+            writes: tokio::sync::Mutex::new(()),
+            sessions: Mutex::new(Sessions { last_seen: HashMap::new(), epoch: -1 }),
+        }
+    }
+
+    fn check_leader(&self) -> Result<i64, ControllerError> {
+        let s = self.quorum.status();
+        if s.leader_id != Some(self.quorum.node_id()) {
+            return Err(ControllerError::NotController { leader: s.leader_id });
+        }
+        Ok(s.leader_epoch)
+    }
+
+    /// Sessions as of this controller epoch: a new active controller starts everyone's
+    /// session now.
+    fn sessions(&self, epoch: i64) -> std::sync::MutexGuard<'_, Sessions> {
+        let mut s = self.sessions.lock().unwrap();
+        if s.epoch != epoch {
+            let now = self.clock.now_ms();
+            s.epoch = epoch;
+            s.last_seen = self.quorum.image().borrow().brokers.keys().map(|id| (*id, now)).collect();
+        }
+        s
+    }
+
+    /// Registers a broker (fenced until its first heartbeat); returns its broker epoch. A
+    /// retried registration of the same incarnation gets the epoch it already has.
+    pub async fn register(&self, r: Registration) -> Result<i64, ControllerError> {
+        let epoch = self.check_leader()?;
+        let _turn = self.writes.lock().await;
+        let existing = self.quorum.image().borrow().brokers.get(&r.broker_id).cloned();
+        if let Some(b) = &existing {
+            if b.incarnation_id == r.incarnation_id {
+                return Ok(b.epoch);
+            }
+        }
+        let broker_epoch = existing.map_or(1, |b| b.epoch + 1);
+        self.quorum
+            .append(vec![MetadataRecord::RegisterBrokerRecord {
+                broker_id: r.broker_id,
+                incarnation_id: r.incarnation_id,
+                broker_epoch,
+                end_points: r.end_points,
+                rack: r.rack,
+                fenced: true,
+            }])
+            .await?;
+        let now = self.clock.now_ms();
+        self.sessions(epoch).last_seen.insert(r.broker_id, now);
+        tracing::info!(broker = r.broker_id, broker_epoch, "broker registered");
+        Ok(broker_epoch)
+    }
+
+    /// A broker's heartbeat: keeps its session and unfences it.
+    pub async fn heartbeat(&self, broker_id: i32, broker_epoch: i64) -> Result<HeartbeatReply, ControllerError> {
+        let epoch = self.check_leader()?;
+        let current = self.quorum.image().borrow().brokers.get(&broker_id).cloned();
+        let Some(b) = current.filter(|b| b.epoch == broker_epoch) else {
+            return Err(ControllerError::StaleBrokerEpoch);
+        };
+        let now = self.clock.now_ms();
+        self.sessions(epoch).last_seen.insert(broker_id, now);
+        if b.fenced {
+            let _turn = self.writes.lock().await;
+            let still = self.quorum.image().borrow().brokers.get(&broker_id).is_some_and(|b| b.fenced && b.epoch == broker_epoch);
+            if still {
+                self.quorum.append(vec![MetadataRecord::UnfenceBrokerRecord { id: broker_id, epoch: broker_epoch }]).await?;
+                tracing::info!(broker = broker_id, "broker unfenced");
+            }
+        }
+        Ok(HeartbeatReply { fenced: false })
+    }
+
+    /// Fences every unfenced broker whose session has run out. Call it often; it does
+    /// nothing on a node that is not the active controller.
+    pub async fn tick(&self) {
+        let Ok(epoch) = self.check_leader() else { return };
+        // Decided and written in one turn: no registration slips in between.
+        let _turn = self.writes.lock().await;
+        let now = self.clock.now_ms();
+        let expired: Vec<(i32, i64)> = {
+            let image = self.quorum.image().borrow().clone();
+            let mut sessions = self.sessions(epoch);
+            image
+                .unfenced_brokers()
+                .filter(|b| {
+                    let seen = *sessions.last_seen.entry(b.id).or_insert(now);
+                    now - seen > self.session_timeout_ms
+                })
+                .map(|b| (b.id, b.epoch))
+                .collect()
+        };
+        if expired.is_empty() {
+            return;
+        }
+        let records = expired.iter().map(|(id, epoch)| MetadataRecord::FenceBrokerRecord { id: *id, epoch: *epoch }).collect();
+        match self.quorum.append(records).await {
+            Ok(_) => tracing::warn!(brokers = ?expired.iter().map(|e| e.0).collect::<Vec<_>>(), "fenced brokers whose heartbeats stopped"),
+            Err(e) => tracing::debug!(error = %e, "fencing did not commit"),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! What travels on the controller listener: the quorum's own messages and the brokers'
+//! calls to the active controller (Kafka's BrokerRegistration and BrokerHeartbeat), each a
+//! `rpc` frame. The server half answers them; `ControllerChannel` is a broker's way to the
+//! active controller, in-process when this node is it.
+
+use super::controller::{ControllerError, HeartbeatReply, QuorumController, Registration};
+use super::quorum::MetadataQuorum;
+use super::raft::network::{self, Envelope, RaftRequest, RaftResponse};
+use super::raft::TypeConfig;
+use super::rpc::{read_frame, write_frame};
+use openraft::Raft;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Serialize, Deserialize)]
+pub enum ControllerRequest {
+    Raft(RaftRequest),
+    Register(Registration),
+    Heartbeat { broker_id: i32, broker_epoch: i64 },
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum ControllerResponse {
+    Raft(RaftResponse),
+    Register(Result<i64, ControllerError>),
+    Heartbeat(Result<HeartbeatReply, ControllerError>),
+}
+
+/// Quorum messages inside controller-listener frames.
+pub struct ControllerEnvelope;
+
+impl Envelope for ControllerEnvelope {
+    type Request = ControllerRequest;
+    type Response = ControllerResponse;
+    fn wrap(req: RaftRequest) -> ControllerRequest {
+        ControllerRequest::Raft(req)
+    }
+    fn unwrap(resp: ControllerResponse) -> Option<RaftResponse> {
+        match resp {
+            ControllerResponse::Raft(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Serves the controller listener until `cancel`.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, controller: Arc<QuorumController>, cancel: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((mut stream, peer)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (raft, controller, cancel) = (raft.clone(), controller.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            loop {
+                let req: ControllerRequest = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = read_frame(&mut stream) => match r {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "closing a controller connection");
+                            return;
+                        }
+                    },
+                };
+                let resp = match req {
+                    ControllerRequest::Raft(r) => ControllerResponse::Raft(network::serve(&raft, r).await),
+                    ControllerRequest::Register(r) => ControllerResponse::Register(controller.register(r).await),
+                    ControllerRequest::Heartbeat { broker_id, broker_epoch } => {
+                        ControllerResponse::Heartbeat(controller.heartbeat(broker_id, broker_epoch).await)
+                    }
+                };
+                if write_frame(&mut stream, &resp).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// A broker's way to the active controller: the local `QuorumController` when this node
+/// leads the quorum, else one call over the leader's controller listener.
+pub struct ControllerChannel {
+    quorum: Arc<dyn MetadataQuorum>,
+    local: Arc<QuorumController>,
+    /// Voter id → controller listener address.
+    voters: BTreeMap<i32, String>,
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ControllerChannel {
+    pub fn new(quorum: Arc<dyn MetadataQuorum>, local: Arc<QuorumController>, voters: BTreeMap<i32, String>) -> Self {
+        ControllerChannel { quorum, local, voters }
+    }
+
+    async fn remote(&self, leader: i32, req: ControllerRequest) -> Result<ControllerResponse, ControllerError> {
+        let addr = self.voters.get(&leader).ok_or(ControllerError::NotController { leader: Some(leader) })?;
+        let call = async {
+            let mut s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            write_frame(&mut s, &req).await?;
+            read_frame::<_, ControllerResponse>(&mut s)
+                .await?
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the controller closed the connection"))
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(ControllerError::Failed(format!("controller {leader} at {addr}: {e}"))),
+            Err(_) => Err(ControllerError::Failed(format!("controller {leader} at {addr} did not answer in {CALL_TIMEOUT:?}"))),
+        }
+    }
+
+    fn leader(&self) -> Result<i32, ControllerError> {
+        self.quorum.status().leader_id.ok_or(ControllerError::NotController { leader: None })
+    }
+
+    pub async fn register(&self, r: Registration) -> Result<i64, ControllerError> {
+        let leader = self.leader()?;
+        if leader == self.quorum.node_id() {
+            return self.local.register(r).await;
+        }
+        match self.remote(leader, ControllerRequest::Register(r)).await? {
+            ControllerResponse::Register(r) => r,
+            _ => Err(ControllerError::Failed("an answer of another kind".into())),
+        }
+    }
+
+    pub async fn heartbeat(&self, broker_id: i32, broker_epoch: i64) -> Result<HeartbeatReply, ControllerError> {
+        let leader = self.leader()?;
+        if leader == self.quorum.node_id() {
+            return self.local.heartbeat(broker_id, broker_epoch).await;
+        }
+        match self.remote(leader, ControllerRequest::Heartbeat { broker_id, broker_epoch }).await? {
+            ControllerResponse::Heartbeat(r) => r,
+            _ => Err(ControllerError::Failed("an answer of another kind".into())),
+        }
+    }
+}
