@@ -25,7 +25,7 @@ pub enum ControllerRequest {
 
 #[derive(Serialize, Deserialize)]
 pub enum ControllerResponse {
-    Raft(RaftResponse),
+    Raft(Box<RaftResponse>),
     Register(Result<i64, ControllerError>),
     Heartbeat(Result<HeartbeatReply, ControllerError>),
 }
@@ -41,7 +41,7 @@ impl Envelope for ControllerEnvelope {
     }
     fn unwrap(resp: ControllerResponse) -> Option<RaftResponse> {
         match resp {
-            ControllerResponse::Raft(r) => Some(r),
+            ControllerResponse::Raft(r) => Some(*r),
             _ => None,
         }
     }
@@ -74,7 +74,7 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, controller: Ar
                     },
                 };
                 let resp = match req {
-                    ControllerRequest::Raft(r) => ControllerResponse::Raft(network::serve(&raft, r).await),
+                    ControllerRequest::Raft(r) => ControllerResponse::Raft(Box::new(network::serve(&raft, r).await)),
                     ControllerRequest::Register(r) => ControllerResponse::Register(controller.register(r).await),
                     ControllerRequest::Heartbeat { broker_id, broker_epoch } => {
                         ControllerResponse::Heartbeat(controller.heartbeat(broker_id, broker_epoch).await)
