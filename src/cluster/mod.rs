@@ -9,6 +9,7 @@
 //! - `controller`: `QuorumController`, the active controller's decisions (registration,
 //!   heartbeats, fencing);
 //! - `controller_rpc`: the controller listener's messages, server and client;
+//! - `placement`: where a new partition's replicas go;
 //! - `lifecycle`: starting this node's quorum member, the broker's registration and
 //!   heartbeats (`BrokerLifecycleManager`).
 
@@ -16,6 +17,7 @@ pub mod controller;
 pub mod controller_rpc;
 pub mod image;
 pub mod lifecycle;
+pub mod placement;
 pub mod quorum;
 pub mod raft;
 pub mod records;
