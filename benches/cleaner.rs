@@ -110,7 +110,9 @@ fn main() {
     let state = broker.broker().state().clone();
     let compacted = state.logs.partition("compacted", 0).unwrap();
     let overrides = [("cleanup.policy".to_string(), "compact".to_string())].into_iter().collect();
-    state.logs.alter_topic_config("compacted", overrides, false).unwrap();
+    // Through the metadata log, as AlterConfigs does: the local logs follow it.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(state.topic_admin.alter_topic_config("compacted", overrides, false)).unwrap();
     compacted.log().roll(ferrite::time::now_ms()).unwrap();
     let (secs, rate) = (if bench { 5 } else { 1 }, 2_000);
     let idle = harness::latency(&bs, "latency-idle", rate, secs);

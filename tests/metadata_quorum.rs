@@ -102,3 +102,93 @@ fn a_node_configured_for_several_refuses_to_start_until_clusters_are_served() {
     let f = Ferrite::start(&dir.0, port, &[]);
     assert_eq!(describe(&f.bootstrap(), 2).topics[0].partitions[0].leader_id.0, 0);
 }
+
+fn image(b: &EmbeddedBroker) -> std::sync::Arc<ferrite::cluster::image::MetadataImage> {
+    b.broker().state().quorum.image().borrow().clone()
+}
+
+#[test]
+fn topics_live_in_the_metadata_log_and_the_logs_follow_it() {
+    use common::create_topic;
+    let mut b = EmbeddedBroker::start();
+    create_topic(&b.bootstrap(), "kept", 3, &[("retention.ms", "123456")]);
+    let local = b.broker().state().logs.topic("kept").unwrap();
+    let img = image(&b);
+    let t = img.topic("kept").expect("a TopicRecord for the new topic");
+    assert_eq!(t.id, local.id, "one topic id, in the log and on disk");
+    assert_eq!(t.partitions.len(), 3);
+    assert!(t.partitions.values().all(|p| p.replicas == vec![0] && p.leader == 0 && p.isr == vec![0]));
+    assert_eq!(img.topic_configs("kept").unwrap().get("retention.ms").map(String::as_str), Some("123456"));
+
+    // Growth, config changes and deletion are records too.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", b.bootstrap()).create().unwrap();
+    let opts = rdkafka::admin::AdminOptions::new();
+    rt.block_on(admin.create_partitions([&rdkafka::admin::NewPartitions::new("kept", 5)], &opts)).unwrap()[0].clone().unwrap();
+    assert_eq!(image(&b).topic("kept").unwrap().partitions.len(), 5);
+    assert_eq!(b.broker().state().logs.topic("kept").unwrap().partitions.len(), 5);
+    let alter = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic("kept")).set("retention.ms", "999");
+    assert!(rt.block_on(admin.alter_configs([&alter], &opts)).unwrap()[0].is_ok());
+    assert_eq!(image(&b).topic_configs("kept").unwrap().get("retention.ms").map(String::as_str), Some("999"));
+    assert_eq!(b.broker().state().logs.partition("kept", 0).unwrap().log().config().retention_ms, 999);
+    create_topic(&b.bootstrap(), "gone", 1, &[]);
+    rt.block_on(admin.delete_topics(&["gone"], &opts)).unwrap()[0].clone().unwrap();
+    assert!(image(&b).topic("gone").is_none());
+    assert!(b.broker().state().logs.topic("gone").is_none());
+
+    // After a crash everything is as the log says.
+    b.crash_and_restart().unwrap();
+    let img = image(&b);
+    assert_eq!(img.topic("kept").unwrap().partitions.len(), 5);
+    assert!(img.topic("gone").is_none() && b.broker().state().logs.topic("gone").is_none());
+    assert_eq!(b.broker().state().logs.topic("kept").unwrap().id, img.topic("kept").unwrap().id);
+}
+
+#[test]
+fn a_data_directory_from_before_the_metadata_log_is_taken_over_whole() {
+    use common::create_topic;
+    use rdkafka::producer::BaseRecord;
+    let mut b = EmbeddedBroker::start();
+    create_topic(&b.bootstrap(), "old", 2, &[("cleanup.policy", "compact")]);
+    let p = common::producer(&b.bootstrap(), &[]);
+    common::produce_all(&p, (0..10).map(|i| BaseRecord::to("old").partition(i % 2).key(&b"k"[..]).payload(&b"v"[..])).collect());
+    drop(p);
+    let id = b.broker().state().logs.topic("old").unwrap().id;
+    b.restart().unwrap();
+    // As a data directory written before there was a metadata log.
+    let dir = b.data_dir().to_path_buf();
+    let meta = dir.join("__cluster_metadata-0");
+    drop_and_remove(&mut b, &meta);
+    let img = image(&b);
+    assert!(img.migrated);
+    let t = img.topic("old").expect("the topic on disk is recorded");
+    assert_eq!((t.id, t.partitions.len()), (id, 2), "with its own id and partitions");
+    assert_eq!(img.topic_configs("old").unwrap().get("cleanup.policy").map(String::as_str), Some("compact"));
+    let got = common::consume(&b.bootstrap(), "old", &[0, 1], rdkafka::Offset::Beginning, 10, Duration::from_secs(20));
+    assert_eq!(got.len(), 10, "nothing lost");
+}
+
+/// Stops the broker, removes `meta` (its metadata log) and starts it again.
+fn drop_and_remove(b: &mut EmbeddedBroker, meta: &std::path::Path) {
+    b.stop_then(|| std::fs::remove_dir_all(meta).unwrap()).unwrap();
+}
+
+#[test]
+fn a_topic_whose_partitions_cannot_be_made_is_taken_out_of_the_metadata_log_again() {
+    let mut b = EmbeddedBroker::start();
+    std::fs::write(b.data_dir().join("blocked-1"), b"in the way").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", b.bootstrap()).create().unwrap();
+    let t = rdkafka::admin::NewTopic::new("blocked", 3, rdkafka::admin::TopicReplication::Fixed(1));
+    let res = rt.block_on(admin.create_topics([&t], &rdkafka::admin::AdminOptions::new())).unwrap();
+    assert!(res[0].is_err(), "the creation failed: {res:?}");
+    assert!(image(&b).topic("blocked").is_none(), "and is not in the metadata log");
+    assert!(b.broker().state().logs.topic("blocked").is_none());
+    b.crash_and_restart().unwrap();
+    assert!(image(&b).topic("blocked").is_none() && b.broker().state().logs.topic("blocked").is_none());
+    std::fs::remove_file(b.data_dir().join("blocked-1")).unwrap();
+    let res = rt.block_on(admin.create_topics([&t], &rdkafka::admin::AdminOptions::new())).unwrap();
+    assert!(res[0].is_ok(), "the name is free: {res:?}");
+}

@@ -23,6 +23,13 @@ pub enum ControllerError {
     /// The broker's registration is gone or newer: register again.
     #[error("stale broker epoch")]
     StaleBrokerEpoch,
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    /// The replicas cannot be placed (too few brokers, mixed racks).
+    #[error("{0}")]
+    Placement(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -57,10 +64,10 @@ struct Sessions {
 }
 
 pub struct QuorumController {
-    quorum: Arc<dyn MetadataQuorum>,
+    pub(super) quorum: Arc<dyn MetadataQuorum>,
     clock: Arc<dyn Clock>,
     session_timeout_ms: i64,
-    writes: tokio::sync::Mutex<()>,
+    pub(super) writes: tokio::sync::Mutex<()>,
     sessions: Mutex<Sessions>,
 }
 
@@ -75,12 +82,24 @@ impl QuorumController {
         }
     }
 
-    fn check_leader(&self) -> Result<i64, ControllerError> {
-        let s = self.quorum.status();
-        if s.leader_id != Some(self.quorum.node_id()) {
-            return Err(ControllerError::NotController { leader: s.leader_id });
+    /// This node's controller epoch if it is the active controller and its image holds
+    /// everything committed (a new leader first replays the log, as Kafka's controller
+    /// does before it acts); waits up to a few seconds for that replay.
+    pub(super) async fn check_leader(&self) -> Result<i64, ControllerError> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let s = self.quorum.status();
+            if s.leader_id != Some(self.quorum.node_id()) {
+                return Err(ControllerError::NotController { leader: s.leader_id });
+            }
+            if s.caught_up {
+                return Ok(s.leader_epoch);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ControllerError::Failed("the active controller is still replaying the metadata log".into()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
-        Ok(s.leader_epoch)
     }
 
     /// Sessions as of this controller epoch: a new active controller starts everyone's
@@ -98,7 +117,7 @@ impl QuorumController {
     /// Registers a broker (fenced until its first heartbeat); returns its broker epoch. A
     /// retried registration of the same incarnation gets the epoch it already has.
     pub async fn register(&self, r: Registration) -> Result<i64, ControllerError> {
-        let epoch = self.check_leader()?;
+        let epoch = self.check_leader().await?;
         let _turn = self.writes.lock().await;
         let existing = self.quorum.image().borrow().brokers.get(&r.broker_id).cloned();
         if let Some(b) = &existing {
@@ -125,7 +144,7 @@ impl QuorumController {
 
     /// A broker's heartbeat: keeps its session and unfences it.
     pub async fn heartbeat(&self, broker_id: i32, broker_epoch: i64) -> Result<HeartbeatReply, ControllerError> {
-        let epoch = self.check_leader()?;
+        let epoch = self.check_leader().await?;
         let current = self.quorum.image().borrow().brokers.get(&broker_id).cloned();
         let Some(b) = current.filter(|b| b.epoch == broker_epoch) else {
             return Err(ControllerError::StaleBrokerEpoch);
@@ -146,7 +165,7 @@ impl QuorumController {
     /// Fences every unfenced broker whose session has run out. Call it often; it does
     /// nothing on a node that is not the active controller.
     pub async fn tick(&self) {
-        let Ok(epoch) = self.check_leader() else { return };
+        let Ok(epoch) = self.check_leader().await else { return };
         // Decided and written in one turn: no registration slips in between.
         let _turn = self.writes.lock().await;
         let now = self.clock.now_ms();

@@ -49,6 +49,7 @@ impl MetadataQuorum for MemoryQuorum {
             high_watermark: 0,
             voters: vec![],
             observers: vec![],
+            caught_up: true,
         }
     }
     fn node_id(&self) -> i32 {

@@ -51,6 +51,9 @@ pub struct MetadataImage {
     /// The first producer id no broker has been given yet.
     pub next_producer_id: i64,
     pub features: BTreeMap<String, i16>,
+    /// Whether the topics found on disk before the metadata log existed are recorded.
+    #[serde(default)]
+    pub migrated: bool,
 }
 
 impl MetadataImage {
@@ -177,6 +180,7 @@ impl MetadataImage {
                 }
                 self.next_producer_id = *next_producer_id;
             }
+            MetadataMigrationRecord { .. } => self.migrated = true,
             FeatureLevelRecord { name, feature_level } => {
                 if *feature_level == 0 {
                     self.features.remove(name);

@@ -68,7 +68,7 @@ pub async fn start_quorum(cfg: &BrokerConfig) -> anyhow::Result<Arc<RaftQuorum>>
     // A lone voter elects itself at once; serve only once it has, so that every answer
     // (DescribeQuorum, the registration) sees a led quorum.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !quorum.is_leader() {
+    while !(quorum.is_leader() && quorum.status().caught_up) {
         if Instant::now() > deadline {
             anyhow::bail!("the lone metadata quorum did not elect itself within 10 s; check {}", cluster.metadata_log_dir.display());
         }
@@ -116,6 +116,17 @@ pub async fn run_broker_lifecycle(channel: Arc<ControllerChannel>, cfg: Arc<Brok
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+/// Waits until this broker is registered and unfenced and the topics on disk are in the
+/// metadata log (the lone node, at start).
+pub async fn wait_until_ready(quorum: &dyn MetadataQuorum, node_id: i32, wait: Duration) -> anyhow::Result<()> {
+    let mut rx = quorum.image();
+    let ready = tokio::time::timeout(wait, rx.wait_for(|img| img.migrated && img.brokers.get(&node_id).is_some_and(|b| !b.fenced))).await;
+    match ready {
+        Ok(Ok(_)) => Ok(()),
+        _ => anyhow::bail!("the broker did not register with its own metadata quorum within {wait:?}; check the metadata log directory"),
     }
 }
 

@@ -8,20 +8,26 @@
 //! - `rpc`: frames on the controller listener;
 //! - `controller`: `QuorumController`, the active controller's decisions (registration,
 //!   heartbeats, fencing);
+//! - `controller_topics`: the records topic creation, growth, deletion and configs become;
 //! - `controller_rpc`: the controller listener's messages, server and client;
 //! - `placement`: where a new partition's replicas go;
+//! - `publisher`: the local logs follow the image (`MetadataPublisher`);
+//! - `topic_admin`: what the admin handlers call; the metadata log decides;
 //! - `lifecycle`: starting this node's quorum member, the broker's registration and
 //!   heartbeats (`BrokerLifecycleManager`).
 
 pub mod controller;
+pub mod controller_topics;
 pub mod controller_rpc;
 pub mod image;
 pub mod lifecycle;
 pub mod placement;
+pub mod publisher;
 pub mod quorum;
 pub mod raft;
 pub mod records;
 pub mod rpc;
+pub mod topic_admin;
 
 #[cfg(test)]
 mod controller_tests;

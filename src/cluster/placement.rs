@@ -50,7 +50,7 @@ pub fn place(brokers: &[Candidate], first: i32, count: i32, rf: i16, seed: u64) 
     let mut out = Vec::with_capacity(count.max(0) as usize);
     for i in 0..count.max(0) as usize {
         let p = i + first.max(0) as usize;
-        if p > 0 && p % n == 0 {
+        if p > 0 && p.is_multiple_of(n) {
             shift += 1;
         }
         let lead = (p + start) % n;

@@ -27,6 +27,9 @@ pub struct QuorumStatus {
     pub high_watermark: i64,
     pub voters: Vec<ReplicaState>,
     pub observers: Vec<ReplicaState>,
+    /// This node has applied every entry of its log to its image (a new leader has, once
+    /// its image holds everything committed before it took over).
+    pub caught_up: bool,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

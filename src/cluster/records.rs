@@ -91,6 +91,12 @@ pub enum MetadataRecord {
         name: String,
         feature_level: i16,
     },
+    /// Ferrite's own (Kafka's nearest is `ZkMigrationStateRecord`): the topics a node had on
+    /// disk before it had a metadata log are recorded; from here on a topic on disk that the
+    /// log does not know is a leftover of a deletion.
+    MetadataMigrationRecord {
+        node_id: i32,
+    },
 }
 
 /// What the quorum agrees on in one step: records applied together or not at all

@@ -87,35 +87,38 @@ impl Target {
         }
     }
 
-    fn apply(&self, ctx: &Ctx<'_>, next: Overrides, validate_only: bool) -> Result<(), Refusal> {
-        let logs = &ctx.state.logs;
+    async fn apply(&self, ctx: &Ctx<'_>, next: Overrides, validate_only: bool) -> Result<(), Refusal> {
         let result = match self {
-            Target::Topic(t) => logs.alter_topic_config(&t.name, next, validate_only),
-            Target::Broker { for_default } => logs.alter_broker_config(*for_default, next, validate_only),
+            Target::Topic(t) => ctx.state.topic_admin.alter_topic_config(&t.name, next, validate_only).await,
+            Target::Broker { for_default } => ctx.state.logs.alter_broker_config(*for_default, next, validate_only),
         };
         result.map_err(|e| (topic_error(&e), e.to_string()))
     }
 }
 
-/// Finds the resource, builds its next overrides with `change`, and applies them.
+/// Finds the resource and builds its next overrides with `change` (applied afterwards).
 fn alter(
     ctx: &Ctx<'_>,
     resource_type: i8,
     name: &str,
-    validate_only: bool,
     change: impl FnOnce(&Target, Overrides) -> Result<Overrides, Refusal>,
-) -> Result<(), Refusal> {
+) -> Result<(Target, Overrides), Refusal> {
     let target = Target::find(ctx, resource_type, name)?;
     let next = change(&target, target.current(ctx))?;
-    target.apply(ctx, next, validate_only)
+    Ok((target, next))
+}
+
+async fn apply(ctx: &Ctx<'_>, planned: Result<(Target, Overrides), Refusal>, validate_only: bool) -> Result<(), Refusal> {
+    let (target, next) = planned?;
+    target.apply(ctx, next, validate_only).await
 }
 
 pub async fn handle_alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> Outcome {
-    let responses = req
+    let planned: Vec<_> = req
         .resources
         .iter()
         .map(|r| {
-            let result = alter(ctx, r.resource_type, &r.resource_name, req.validate_only, |target, _| {
+            let result = alter(ctx, r.resource_type, &r.resource_name, |target, _| {
                 let mut next = Overrides::new();
                 for c in &r.configs {
                     target.kind(&c.name)?;
@@ -125,23 +128,29 @@ pub async fn handle_alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> Outcome {
                 }
                 Ok(next)
             });
-            let (code, msg) = outcome(result);
+            (r, result)
+        })
+        .collect();
+    let mut responses = Vec::with_capacity(planned.len());
+    for (r, planned) in planned {
+        let (code, msg) = outcome(apply(ctx, planned, req.validate_only).await);
+        responses.push(
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(msg)
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-        })
-        .collect();
+                .with_resource_name(r.resource_name.clone()),
+        );
+    }
     ctx.respond(&AlterConfigsResponse::default().with_responses(responses))
 }
 
 pub async fn handle_incremental(ctx: &Ctx<'_>, req: IncrementalAlterConfigsRequest) -> Outcome {
-    let responses = req
+    let planned: Vec<_> = req
         .resources
         .iter()
         .map(|r| {
-            let result = alter(ctx, r.resource_type, &r.resource_name, req.validate_only, |target, current| {
+            let result = alter(ctx, r.resource_type, &r.resource_name, |target, current| {
                 let mut next = current;
                 for c in &r.configs {
                     let kind = target.kind(&c.name)?;
@@ -175,14 +184,20 @@ pub async fn handle_incremental(ctx: &Ctx<'_>, req: IncrementalAlterConfigsReque
                 }
                 Ok(next)
             });
-            let (code, msg) = outcome(result);
+            (r, result)
+        })
+        .collect();
+    let mut responses = Vec::with_capacity(planned.len());
+    for (r, planned) in planned {
+        let (code, msg) = outcome(apply(ctx, planned, req.validate_only).await);
+        responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(msg)
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-        })
-        .collect();
+                .with_resource_name(r.resource_name.clone()),
+        );
+    }
     ctx.respond(&IncrementalAlterConfigsResponse::default().with_responses(responses))
 }
 

@@ -17,12 +17,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: CreatePartitionsRequest) -> Outcome {
         let outcome = if bad_assignment {
             Err((Error::InvalidReplicaAssignment, format!("only broker {node} exists")))
         } else {
-            // On the blocking pool, as CreateTopics: new partitions' files take a while.
-            let (logs, name, count, validate_only) = (ctx.state.logs.clone(), t.name.to_string(), t.count, req.validate_only);
-            tokio::task::spawn_blocking(move || logs.create_partitions(&name, count, validate_only))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e).into()))
-                .map_err(|e| (topic_error(&e), e.to_string()))
+            // Through the metadata log, files made on the blocking pool (as CreateTopics).
+            ctx.state.topic_admin.create_partitions(t.name.as_str(), t.count, req.validate_only).await.map_err(|e| (topic_error(&e), e.to_string()))
         };
         results.push(match outcome {
             Ok(()) => result,

@@ -80,12 +80,12 @@ pub async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> Outcome {
         }
         let created = match plan(ctx, t) {
             Ok((partitions, overrides)) => {
-                // Directories and files are made on the blocking pool: a topic of thousands
-                // of partitions must not hold a thread that serves requests.
-                let (logs, name, validate_only) = (ctx.state.logs.clone(), t.name.to_string(), req.validate_only);
-                tokio::task::spawn_blocking(move || logs.create_topic(&name, partitions, overrides, validate_only))
+                // Through the metadata log; directories and files are made on the blocking
+                // pool: a topic of thousands of partitions must not hold a serving thread.
+                ctx.state
+                    .topic_admin
+                    .create_topic(t.name.as_str(), partitions, overrides, req.validate_only)
                     .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e).into()))
                     .map_err(|e| (topic_error(&e), e.to_string()))
             }
             Err(e) => Err(e),

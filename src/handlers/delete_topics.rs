@@ -12,25 +12,22 @@ pub async fn handle(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> Outcome {
     } else {
         req.topic_names.into_iter().map(|n| (Some(n), uuid::Uuid::nil())).collect()
     };
-    let responses = wanted
-        .into_iter()
-        .map(|(name, id)| {
-            let topic = match &name {
-                Some(n) => logs.topic(n).ok_or(Error::UnknownTopicOrPartition),
-                None => logs.topic_by_id(id).ok_or(Error::UnknownTopicId),
-            };
-            let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
-            let outcome = topic.and_then(|t| {
-                if !ctx.state.config.delete_topic_enable {
-                    return Err(Error::TopicDeletionDisabled);
-                }
-                logs.delete_topic(&t.name).map(|_| t).map_err(|e| topic_error(&e))
-            });
-            match outcome {
-                Ok(t) => result.with_name(Some(TopicName(str_bytes(&t.name)))).with_topic_id(t.id),
-                Err(e) => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
-            }
-        })
-        .collect();
+    let mut responses = Vec::new();
+    for (name, id) in wanted {
+        let topic = match &name {
+            Some(n) => logs.topic(n).ok_or(Error::UnknownTopicOrPartition),
+            None => logs.topic_by_id(id).ok_or(Error::UnknownTopicId),
+        };
+        let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+        let outcome = match topic {
+            Ok(_) if !ctx.state.config.delete_topic_enable => Err(Error::TopicDeletionDisabled),
+            Ok(t) => ctx.state.topic_admin.delete_topic(&t.name).await.map(|_| t).map_err(|e| topic_error(&e)),
+            Err(e) => Err(e),
+        };
+        responses.push(match outcome {
+            Ok(t) => result.with_name(Some(TopicName(str_bytes(&t.name)))).with_topic_id(t.id),
+            Err(e) => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.to_string()))),
+        });
+    }
     ctx.respond(&DeleteTopicsResponse::default().with_responses(responses))
 }

@@ -13,7 +13,9 @@ mod zero_copy;
 use crate::cluster::controller::QuorumController;
 use crate::cluster::controller_rpc::ControllerChannel;
 use crate::cluster::quorum::MetadataQuorum;
+use crate::cluster::publisher::MetadataPublisher;
 use crate::cluster::records::BrokerEndpoint;
+use crate::cluster::topic_admin::TopicAdmin;
 use crate::config::BrokerConfig;
 use crate::coordinator::offsets_store::LogOffsetsStore;
 use crate::coordinator::producer_id_manager::ProducerIdManager;
@@ -51,6 +53,8 @@ pub struct BrokerState {
     pub request_pool: request_pool::RequestPool,
     /// The controller quorum as this node takes part in it (its image, its status).
     pub quorum: Arc<dyn MetadataQuorum>,
+    /// Topic creation, growth, deletion and configs, through the metadata log.
+    pub topic_admin: TopicAdmin,
 }
 
 impl BrokerState {
@@ -108,6 +112,10 @@ impl Broker {
             local_addrs.push(local);
             listeners.push((l.name.clone(), listener));
         }
+        // The lone node's topics live in the metadata log; an experimental cluster's nodes
+        // still keep their own.
+        let publisher = config.cluster.is_lone().then(|| MetadataPublisher::new(logs.clone(), config.node_id));
+        let topic_admin = TopicAdmin::new(logs.clone(), publisher.clone().map(|p| (controller.clone(), p)));
         let cleaner = Arc::new(LogCleaner::new(logs.clone(), config.cleaner.clone())?);
         cleaner.start();
         let state = Arc::new(BrokerState {
@@ -126,12 +134,10 @@ impl Broker {
             ),
             request_pool: request_pool::RequestPool::new(config.queued_max_request_bytes),
             quorum: quorum.clone(),
+            topic_admin,
         });
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        for (name, listener) in listeners {
-            tracker.spawn(accept_loop(listener, name, state.clone(), cancel.clone(), tracker.clone()));
-        }
         tracker.spawn(background(state.clone(), cancel.clone()));
         tracker.spawn(flusher(state.clone(), cancel.clone()));
         for l in controller_listeners {
@@ -144,7 +150,24 @@ impl Broker {
             .map(|a| BrokerEndpoint { name: a.name.clone(), host: a.host.clone(), port: a.port, security_protocol: 0 })
             .collect();
         tracker.spawn(crate::cluster::lifecycle::run_broker_lifecycle(channel, config.clone(), end_points, cancel.clone()));
-        tracker.spawn(crate::cluster::lifecycle::run_controller_timers(controller, cancel.clone()));
+        tracker.spawn(crate::cluster::lifecycle::run_controller_timers(controller.clone(), cancel.clone()));
+        if let Some(p) = publisher {
+            let p_ready = p.clone();
+            tracker.spawn(p.run(quorum.clone(), controller, cancel.clone()));
+            // Serve once this broker can lead partitions and the topics on disk are in the
+            // metadata log: a CreateTopics at once must find both.
+            crate::cluster::lifecycle::wait_until_ready(&*quorum, config.node_id, Duration::from_secs(30)).await?;
+            // And once the local logs match the metadata log as it stands (a topic whose
+            // creation a crash interrupted is completed first), as a Kafka broker catches
+            // up with the metadata log before it serves.
+            let at = quorum.image().borrow().offset;
+            if let Err(e) = p_ready.wait_applied(at, Duration::from_secs(600)).await {
+                tracing::error!(error = %e, "serving before the local logs match the metadata log");
+            }
+        }
+        for (name, listener) in listeners {
+            tracker.spawn(accept_loop(listener, name, state.clone(), cancel.clone(), tracker.clone()));
+        }
         tracing::info!(addrs = ?local_addrs, dir = %config.log_dir.display(), "ferrite is serving");
         Ok(Broker { state, local_addrs, cancel, tracker, stopped: false })
     }

@@ -361,6 +361,19 @@ impl LogManager {
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicError> {
+        self.create_topic_with_id(name, None, partitions, overrides, validate_only)
+    }
+
+    /// `create_topic` with the topic id chosen by the caller (the metadata log's), or a
+    /// new one.
+    pub fn create_topic_with_id(
+        &self,
+        name: &str,
+        id: Option<Uuid>,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
         validate_topic_name(name)?;
         if partitions <= 0 {
             return Err(TopicError::InvalidPartitions(format!("number of partitions must be larger than 0, got {partitions}")));
@@ -385,7 +398,10 @@ impl LogManager {
             )));
         }
         self.check_budget(partitions)?;
-        let id = Uuid::new_v4();
+        let id = id.unwrap_or_else(Uuid::new_v4);
+        if self.topic_by_id(id).is_some() {
+            return Err(TopicError::AlreadyExists(format!("{name} (topic id {id} is taken)")));
+        }
         if validate_only {
             return Ok(Arc::new(Topic { name: name.to_string(), id, overrides, config, partitions: Vec::new() }));
         }

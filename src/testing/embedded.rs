@@ -79,6 +79,13 @@ impl EmbeddedBroker {
         self.boot()
     }
 
+    /// A clean stop, `between` (say, a change to the data directory), and a start.
+    pub fn stop_then(&mut self, between: impl FnOnce()) -> anyhow::Result<()> {
+        self.stop()?;
+        between();
+        self.boot()
+    }
+
     /// Stops without the clean-shutdown steps, as a crash would (the next start recovers).
     pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
         let logs = self.broker.as_ref().map(|b| std::sync::Arc::downgrade(&b.state().logs));

@@ -129,6 +129,27 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&
     }
 }
 
+/// Waits until a broker at `addr` answers an ApiVersions request: a listening socket
+/// accepts connections before the broker serves them (it finishes starting first).
+pub fn wait_for_broker(addr: &str, timeout: Duration) {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + timeout;
+    // ApiVersions v0, correlation id 1, no client id.
+    let request: [u8; 14] = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff];
+    loop {
+        let answered = std::net::TcpStream::connect(addr).ok().is_some_and(|mut s| {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut size = [0u8; 4];
+            s.write_all(&request).is_ok() && s.read_exact(&mut size).is_ok()
+        });
+        if answered {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no broker answers at {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits until something accepts connections at `addr`.
 pub fn wait_for_port(addr: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;

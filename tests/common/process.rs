@@ -58,7 +58,7 @@ impl Ferrite {
         c.envs(env.iter().map(|(k, v)| (*k, *v)));
         let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferrite starts");
         let f = Ferrite { child, port };
-        super::wait_for_port(&f.bootstrap(), Duration::from_secs(20));
+        super::wait_for_broker(&f.bootstrap(), Duration::from_secs(60));
         f
     }
 
@@ -75,7 +75,7 @@ impl Ferrite {
         }
         let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferrite starts");
         let f = Ferrite { child, port };
-        super::wait_for_port(&f.bootstrap(), Duration::from_secs(20));
+        super::wait_for_broker(&f.bootstrap(), Duration::from_secs(60));
         f
     }
 

@@ -84,17 +84,17 @@ impl RaftQuorum {
         }
         .validate()?;
         let raft = Raft::new(cfg.node_id as u64, Arc::new(config), network::Network::<E>::default(), log, sm).await?;
-        if cfg.is_voter() {
+        if cfg.is_voter() && !raft.is_initialized().await? {
             let members: BTreeMap<u64, BasicNode> = cfg.voters.iter().map(|(id, addr)| (*id as u64, BasicNode::new(addr))).collect();
             match raft.initialize(members).await {
                 Ok(()) => tracing::info!(node = cfg.node_id, voters = ?cfg.voters.keys().collect::<Vec<_>>(), "initialised the metadata quorum"),
-                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {} // resumed from disk
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {} // another voter was first
                 Err(e) => return Err(anyhow::anyhow!("could not initialise the metadata quorum: {e}")),
             }
-            // A lone voter need not wait out an election timeout after a restart.
-            if cfg.voters.len() == 1 {
-                let _ = raft.trigger().elect().await;
-            }
+        }
+        // A lone voter need not wait out an election timeout after a restart.
+        if cfg.is_voter() && cfg.voters.len() == 1 {
+            let _ = raft.trigger().elect().await;
         }
         Ok(Arc::new(RaftQuorum { node_id: cfg.node_id, raft, image }))
     }
@@ -138,6 +138,7 @@ impl MetadataQuorum for RaftQuorum {
             high_watermark: m.last_applied.map_or(0, |l| l.index as i64 + 1),
             voters: membership.voter_ids().map(|id| ReplicaState { node_id: id as i32, log_end_offset: matched(id) }).collect(),
             observers: membership.learner_ids().map(|id| ReplicaState { node_id: id as i32, log_end_offset: matched(id) }).collect(),
+            caught_up: m.last_applied.map(|l| l.index) == m.last_log_index,
         }
     }
 

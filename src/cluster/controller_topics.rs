@@ -1,0 +1,140 @@
+//! The active controller's topic decisions: which records a new topic, more partitions, a
+//! deletion or a config change become (Kafka's `ReplicationControlManager` and
+//! `ConfigurationControlManager`). Replicas are placed over the unfenced brokers.
+
+use super::controller::{ControllerError, QuorumController};
+use super::image::MetadataImage;
+use super::placement::{place, Candidate};
+use super::records::{MetadataRecord, CONFIG_TOPIC};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A topic found on a node's disk but not in the metadata log (a data directory from
+/// before the metadata log, or an internal topic a coordinator made), with all its
+/// partitions on `broker`.
+#[derive(Debug, Clone)]
+pub struct AdoptedTopic {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+fn seed() -> u64 {
+    let b = Uuid::new_v4().into_bytes();
+    u64::from_le_bytes(b[..8].try_into().unwrap())
+}
+
+fn config_records(name: &str, old: Option<&BTreeMap<String, String>>, new: &BTreeMap<String, String>) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for (k, v) in new {
+        if old.and_then(|o| o.get(k)) != Some(v) {
+            out.push(MetadataRecord::ConfigRecord { resource_type: CONFIG_TOPIC, resource_name: name.into(), name: k.clone(), value: Some(v.clone()) });
+        }
+    }
+    for k in old.into_iter().flat_map(|o| o.keys()) {
+        if !new.contains_key(k) {
+            out.push(MetadataRecord::ConfigRecord { resource_type: CONFIG_TOPIC, resource_name: name.into(), name: k.clone(), value: None });
+        }
+    }
+    out
+}
+
+fn partition_records(topic_id: Uuid, first: i32, placed: Vec<Vec<i32>>) -> impl Iterator<Item = MetadataRecord> {
+    placed.into_iter().enumerate().map(move |(i, replicas)| MetadataRecord::PartitionRecord {
+        partition_id: first + i as i32,
+        topic_id,
+        isr: replicas.clone(),
+        leader: replicas[0],
+        replicas,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    })
+}
+
+fn candidates(image: &MetadataImage) -> Vec<Candidate> {
+    image.unfenced_brokers().map(|b| Candidate { id: b.id, rack: b.rack.clone() }).collect()
+}
+
+impl QuorumController {
+    /// Writes a new topic: `TopicRecord`, a `PartitionRecord` per partition (replicas
+    /// placed over the unfenced brokers, the first leads, all in the ISR) and its configs,
+    /// as one batch. Returns the batch's offset.
+    pub async fn create_topic(&self, name: &str, id: Uuid, partitions: i32, rf: i16, configs: BTreeMap<String, String>) -> Result<u64, ControllerError> {
+        self.check_leader().await?;
+        let _turn = self.writes.lock().await;
+        let image = self.quorum.image().borrow().clone();
+        if image.topic(name).is_some() || image.topics.contains_key(&id) {
+            return Err(ControllerError::TopicExists(name.to_string()));
+        }
+        let placed = place(&candidates(&image), 0, partitions, rf, seed()).map_err(|e| ControllerError::Placement(e.to_string()))?;
+        let mut records = vec![MetadataRecord::TopicRecord { name: name.to_string(), topic_id: id }];
+        records.extend(partition_records(id, 0, placed));
+        records.extend(config_records(name, None, &configs));
+        Ok(self.quorum.append(records).await?)
+    }
+
+    /// Grows a topic to `count` partitions, the new ones placed like the first.
+    pub async fn create_partitions(&self, name: &str, count: i32) -> Result<u64, ControllerError> {
+        self.check_leader().await?;
+        let _turn = self.writes.lock().await;
+        let image = self.quorum.image().borrow().clone();
+        let topic = image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Ok(image.offset);
+        }
+        let rf = topic.partitions.values().next().map_or(1, |p| p.replicas.len() as i16);
+        let placed = place(&candidates(&image), current, count - current, rf, seed()).map_err(|e| ControllerError::Placement(e.to_string()))?;
+        let records: Vec<_> = partition_records(topic.id, current, placed).collect();
+        Ok(self.quorum.append(records).await?)
+    }
+
+    /// Removes a topic (`RemoveTopicRecord`); with `id`, only that incarnation of the name.
+    pub async fn delete_topic(&self, name: &str, id: Option<Uuid>) -> Result<u64, ControllerError> {
+        self.check_leader().await?;
+        let _turn = self.writes.lock().await;
+        let image = self.quorum.image().borrow().clone();
+        let topic = image.topic(name).filter(|t| id.is_none_or(|i| i == t.id)).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        Ok(self.quorum.append(vec![MetadataRecord::RemoveTopicRecord { topic_id: topic.id }]).await?)
+    }
+
+    /// Replaces a topic's config overrides with `configs` (one `ConfigRecord` per change).
+    pub async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<u64, ControllerError> {
+        self.check_leader().await?;
+        let _turn = self.writes.lock().await;
+        let image = self.quorum.image().borrow().clone();
+        if image.topic(name).is_none() {
+            return Err(ControllerError::UnknownTopic(name.to_string()));
+        }
+        let records = config_records(name, image.topic_configs(name), &configs);
+        if records.is_empty() {
+            return Ok(image.offset);
+        }
+        Ok(self.quorum.append(records).await?)
+    }
+
+    /// Writes topics found on `broker`'s disk into the metadata log, with their ids, all
+    /// partitions on that broker. Topics the log knows by now are skipped.
+    /// With `migration`, also records that the node's disk has been taken over
+    /// (`MetadataMigrationRecord`).
+    pub async fn adopt_topics(&self, broker: i32, topics: Vec<AdoptedTopic>, migration: bool) -> Result<u64, ControllerError> {
+        self.check_leader().await?;
+        let _turn = self.writes.lock().await;
+        let image = self.quorum.image().borrow().clone();
+        let mut records = Vec::new();
+        for t in topics.iter().filter(|t| image.topic(&t.name).is_none() && !image.topics.contains_key(&t.id)) {
+            records.push(MetadataRecord::TopicRecord { name: t.name.clone(), topic_id: t.id });
+            records.extend(partition_records(t.id, 0, vec![vec![broker]; t.partitions.max(0) as usize]));
+            records.extend(config_records(&t.name, None, &t.configs));
+        }
+        if migration && !image.migrated {
+            records.push(MetadataRecord::MetadataMigrationRecord { node_id: broker });
+        }
+        if records.is_empty() {
+            return Ok(image.offset);
+        }
+        tracing::info!(topics = ?topics.iter().map(|t| &t.name).collect::<Vec<_>>(), "recording topics found on disk in the metadata log");
+        Ok(self.quorum.append(records).await?)
+    }
+}
