@@ -6,11 +6,13 @@
 
 #[cfg(feature = "alloc-guard")]
 pub mod alloc_guard;
+pub mod broker_state;
 pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod handlers;
 pub mod metrics;
+pub mod response_frame;
 pub mod server;
 pub mod storage;
 pub mod testing;

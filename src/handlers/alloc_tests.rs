@@ -6,8 +6,8 @@
 
 use super::{handle, Outcome};
 use crate::alloc_guard::allocations;
-use crate::server::connection::ConnectionInfo;
-use crate::server::frame::Chunk;
+use crate::broker_state::ConnectionInfo;
+use crate::response_frame::Chunk;
 use crate::{Broker, BrokerConfig};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};

@@ -2,7 +2,7 @@
 //! default value (librdkafka 2.0.2 cannot parse that in v3).
 
 use super::{versions, Ctx, Error, Outcome};
-use crate::server::frame::encode_response;
+use crate::response_frame::encode_response;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 

@@ -3,7 +3,7 @@
 
 use super::{str_bytes, Ctx, Error, Outcome};
 use crate::config::defs;
-use crate::server::BrokerState;
+use crate::broker_state::BrokerState;
 use crate::storage::Topic;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,

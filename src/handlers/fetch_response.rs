@@ -5,7 +5,7 @@
 //! field before the partition's (empty) tagged-field section. That marker is replaced by
 //! the real length prefix and the file range follows as a `sendfile` chunk.
 
-use crate::server::frame::{encode_header, Chunk, ResponseFrame};
+use crate::response_frame::{encode_header, Chunk, ResponseFrame};
 use crate::storage::FileSlice;
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::fetch_response::PartitionData;

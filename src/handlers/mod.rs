@@ -46,9 +46,9 @@ mod txn_offset_commit;
 mod unsupported;
 pub mod versions;
 
-use crate::server::connection::ConnectionInfo;
-use crate::server::frame::{encode_response, ResponseFrame};
-use crate::server::BrokerState;
+use crate::broker_state::ConnectionInfo;
+use crate::response_frame::{encode_response, ResponseFrame};
+use crate::broker_state::BrokerState;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};

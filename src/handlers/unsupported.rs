@@ -3,7 +3,7 @@
 //! dropped connection, wherever that response has an error code to carry it.
 
 use super::{Error, Outcome};
-use crate::server::frame::encode_response;
+use crate::response_frame::encode_response;
 use kafka_protocol::messages::*;
 
 fn frame<T: kafka_protocol::protocol::Encodable>(api_key: ApiKey, version: i16, header: &RequestHeader, body: &T) -> Outcome {

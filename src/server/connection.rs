@@ -8,7 +8,8 @@
 //! its buffer grows only as bytes arrive. An undecodable frame closes this one connection
 //! with one log line; every other connection carries on.
 
-use super::frame::ResponseFrame;
+use crate::response_frame::ResponseFrame;
+pub use crate::broker_state::ConnectionInfo;
 use super::zero_copy::write_frame;
 use crate::handlers::{self, Outcome};
 use crate::server::connection_quotas::ConnectionSlot;
@@ -29,11 +30,6 @@ use tokio_util::sync::CancellationToken;
 const PIPELINE_DEPTH: usize = 64;
 /// Read granularity while a frame's bytes arrive.
 const READ_CHUNK: usize = 64 * 1024;
-
-pub struct ConnectionInfo {
-    pub peer: SocketAddr,
-    pub listener: String,
-}
 
 /// Serves one connection until the client closes it, it breaks the protocol, it completes
 /// no request for `connections.max.idle.ms`, or the broker stops. `_slot` holds its place

@@ -5,9 +5,9 @@
 //! ephemeral listener (`PLAINTEXT://127.0.0.1:0`) and a temporary `log.dirs`.
 
 pub mod connection;
+pub use crate::broker_state::{Advertised, BrokerState};
 pub mod connection_quotas;
 pub mod request_pool;
-pub mod frame;
 mod zero_copy;
 
 use crate::cluster::controller::QuorumController;
@@ -30,39 +30,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// A listener as clients are told about it.
-#[derive(Debug, Clone)]
-pub struct Advertised {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-}
-
-/// What every connection and handler shares.
-pub struct BrokerState {
-    pub config: Arc<BrokerConfig>,
-    pub logs: Arc<LogManager>,
-    pub groups: Arc<GroupCoordinator>,
-    pub txns: Arc<TransactionCoordinator>,
-    pub producer_ids: Arc<ProducerIdManager>,
-    pub cleaner: Arc<LogCleaner>,
-    pub metrics: Arc<Metrics>,
-    pub advertised: Vec<Advertised>,
-    pub quotas: Arc<connection_quotas::ConnectionQuotas>,
-    pub request_pool: request_pool::RequestPool,
-    /// The controller quorum as this node takes part in it (its image, its status).
-    pub quorum: Arc<dyn MetadataQuorum>,
-    /// Topic creation, growth, deletion and configs, through the metadata log.
-    pub topic_admin: TopicAdmin,
-}
-
-impl BrokerState {
-    /// The advertised address for connections that arrived on `listener`.
-    pub fn advertised_for(&self, listener: &str) -> &Advertised {
-        self.advertised.iter().find(|a| a.name == listener).unwrap_or(&self.advertised[0])
-    }
-}
 
 pub struct Broker {
     state: Arc<BrokerState>,

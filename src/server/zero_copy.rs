@@ -1,7 +1,7 @@
 //! Writes a response frame to a socket: runs of in-memory bytes with one vectored write,
 //! record file ranges with `sendfile`, so record data never passes through the process.
 
-use super::frame::{Chunk, ResponseFrame};
+use crate::response_frame::{Chunk, ResponseFrame};
 use crate::metrics::Metrics;
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
