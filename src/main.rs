@@ -24,6 +24,24 @@ struct Args {
     /// first listener and exit 0 if it answers (a container health check).
     #[arg(long)]
     healthcheck: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What `kafka-storage` does, for a node of a cluster.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Write meta.properties with the cluster id into the log directories (as
+    /// `kafka-storage format`); every node of a cluster gets the same id.
+    Format {
+        #[arg(long, value_name = "ID")]
+        cluster_id: String,
+        /// Leave a directory formatted for another cluster as it is instead of failing.
+        #[arg(long)]
+        ignore_formatted: bool,
+    },
+    /// Print a new cluster id (as `kafka-storage random-uuid`).
+    RandomUuid,
 }
 
 fn load(args: &Args) -> anyhow::Result<BrokerConfig> {
@@ -40,6 +58,10 @@ fn load(args: &Args) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(dir) = &args.data_dir {
         keys.insert("log.dirs".into(), dir.display().to_string());
+    }
+    // Kafka's image formats its storage with CLUSTER_ID.
+    if let Ok(id) = std::env::var("CLUSTER_ID") {
+        keys.entry("cluster.id".into()).or_insert(id);
     }
     Ok(BrokerConfig::from_map(keys)?)
 }
@@ -63,6 +85,29 @@ fn main() -> std::process::ExitCode {
     };
     if args.healthcheck {
         return healthcheck(&config);
+    }
+    match &args.command {
+        Some(Command::RandomUuid) => {
+            println!("{}", ferrite::storage::log_manager::uuid_to_kafka_string(uuid::Uuid::new_v4()));
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some(Command::Format { cluster_id, ignore_formatted }) => {
+            return match ferrite::storage::LogManager::format(&config, cluster_id, *ignore_formatted) {
+                Ok(true) => {
+                    println!("Formatted {} for cluster {cluster_id}", config.log_dir.display());
+                    std::process::ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    println!("{} is already formatted for cluster {cluster_id}", config.log_dir.display());
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(config)) {

@@ -21,25 +21,48 @@ struct Node {
     dir: TempDir,
 }
 
-fn start(node: &Node, voters: &str) -> Ferrite {
+const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
+
+fn node_keys(node: &Node, voters: &str) -> Vec<(String, String)> {
     let listeners = format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}", node.port, node.cport);
-    let id = node.id.to_string();
-    Ferrite::start_with_env(
-        &node.dir.0,
-        node.port,
-        &[
-            ("node.id", &id),
-            ("controller.quorum.voters", voters),
-            ("listeners", &listeners),
-            ("advertised.listeners", &format!("PLAINTEXT://127.0.0.1:{}", node.port)),
-            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
-            ("controller.listener.names", "CONTROLLER"),
-            ("controller.quorum.election.timeout.ms", "500"),
-            ("broker.session.timeout.ms", "2000"),
-            ("broker.heartbeat.interval.ms", "300"),
-        ],
-        &[("FERRITE_EXPERIMENTAL_CLUSTER", "1")],
-    )
+    [
+        ("node.id", node.id.to_string()),
+        ("controller.quorum.voters", voters.to_string()),
+        ("listeners", listeners),
+        ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string()),
+        ("controller.listener.names", "CONTROLLER".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// `ferrite format --cluster-id` with the node's configuration, as `kafka-storage format`.
+fn format(node: &Node, voters: &str, cluster_id: &str) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"));
+    c.args(["--data-dir", node.dir.0.to_str().unwrap()]);
+    for (k, v) in node_keys(node, voters) {
+        c.args(["--override", &format!("{k}={v}")]);
+    }
+    c.args(["format", "--cluster-id", cluster_id]).output().unwrap()
+}
+
+fn start(node: &Node, voters: &str) -> Ferrite {
+    let mut keys = node_keys(node, voters);
+    keys.extend(
+        [
+            ("advertised.listeners", format!("PLAINTEXT://127.0.0.1:{}", node.port)),
+            ("controller.quorum.election.timeout.ms", "500".to_string()),
+            ("broker.session.timeout.ms", "2000".to_string()),
+            ("broker.heartbeat.interval.ms", "300".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // Node 3 is given the cluster id as Kafka's image is, the others are formatted with it.
+    let env: &[(&str, &str)] =
+        if node.id == 3 { &[("FERRITE_EXPERIMENTAL_CLUSTER", "1"), ("CLUSTER_ID", CLUSTER_ID)] } else { &[("FERRITE_EXPERIMENTAL_CLUSTER", "1")] };
+    Ferrite::start_with_env(&node.dir.0, node.port, &keys, env)
 }
 
 fn connect(port: u16) -> Option<TcpStream> {
@@ -82,7 +105,27 @@ fn eventually<T: std::fmt::Debug>(what: &str, within: Duration, mut f: impl FnMu
 fn three_combined_nodes_form_one_quorum_fence_a_dead_broker_and_survive_the_controller() {
     let nodes: Vec<Node> = (1..=3).map(|id| Node { id, port: free_port(), cport: free_port(), dir: TempDir::new(&format!("cluster-{id}")) }).collect();
     let voters = nodes.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.cport)).collect::<Vec<_>>().join(",");
+    // Unformatted, a node of a cluster refuses to start rather than invent its own id.
+    let keys = node_keys(&nodes[0], &voters);
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"));
+    c.args(["--data-dir", nodes[0].dir.0.to_str().unwrap()]).env("FERRITE_EXPERIMENTAL_CLUSTER", "1");
+    for (k, v) in &keys {
+        c.args(["--override", &format!("{k}={v}")]);
+    }
+    let refused = c.output().unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("ferrite format"), "{refused:?}");
+    for n in &nodes[..2] {
+        let out = format(n, &voters, CLUSTER_ID);
+        assert!(out.status.success(), "{out:?}");
+        assert!(format(n, &voters, CLUSTER_ID).status.success(), "formatting again with the same id is fine");
+        assert!(!format(n, &voters, "AAAAAAAAAAAAAAAAAAAAAA").status.success(), "another cluster's id is refused");
+    }
     let mut running: BTreeMap<i32, Ferrite> = nodes.iter().map(|n| (n.id, start(n, &voters))).collect();
+    for n in &nodes {
+        let meta = std::fs::read_to_string(n.dir.0.join("meta.properties")).unwrap();
+        assert!(meta.contains(&format!("cluster.id={CLUSTER_ID}")), "node {}: {meta}", n.id);
+    }
     let port = |id: i32| nodes[id as usize - 1].port;
     let all = vec![1, 2, 3];
 

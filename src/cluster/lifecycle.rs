@@ -33,6 +33,15 @@ pub fn check_supported(cfg: &BrokerConfig) -> anyhow::Result<()> {
     let c = &cfg.cluster;
     let experimental = std::env::var(EXPERIMENTAL_CLUSTER_ENV).is_ok_and(|v| v == "1");
     if experimental && c.roles.broker && c.roles.controller && !c.voters.is_empty() {
+        // The nodes of a cluster share one id: they are formatted with it (or given it),
+        // never each inventing their own.
+        if cfg.get("cluster.id").is_none() && !crate::storage::LogManager::is_formatted(cfg) {
+            anyhow::bail!(
+                "{} is not formatted: run `ferrite format --cluster-id ID` with this configuration first \
+                 (the same ID on every node; `ferrite random-uuid` makes one), or set CLUSTER_ID",
+                cfg.log_dir.display()
+            );
+        }
         return Ok(());
     }
     if !c.is_lone() {

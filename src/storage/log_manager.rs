@@ -250,6 +250,50 @@ impl LogManager {
         Ok(mgr)
     }
 
+    /// `kafka-storage format`: writes `meta.properties` with `cluster_id` into the log
+    /// directory (and the metadata log directory, when it is another). Returns false when
+    /// it already held that cluster id; another id is an error unless
+    /// `ignore_formatted`, and is never overwritten.
+    pub fn format(broker: &BrokerConfig, cluster_id: &str, ignore_formatted: bool) -> io::Result<bool> {
+        if uuid_from_kafka_string(cluster_id).is_none() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{cluster_id:?} is not a cluster id (22 characters of URL-safe base64, as `ferrite random-uuid` prints)")));
+        }
+        let mut dirs = vec![broker.log_dir.clone()];
+        if broker.cluster.metadata_log_dir != broker.log_dir {
+            dirs.push(broker.cluster.metadata_log_dir.clone());
+        }
+        let mut wrote = false;
+        for dir in dirs {
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join("meta.properties");
+            if path.exists() {
+                let meta = read_properties(&path)?;
+                let stored = meta.get("cluster.id").cloned().unwrap_or_default();
+                if stored == cluster_id || ignore_formatted {
+                    continue;
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is already formatted for cluster {stored}; use another directory, or --ignore-formatted to leave it as it is", dir.display()),
+                ));
+            }
+            let meta = BTreeMap::from([
+                ("version".to_string(), "1".to_string()),
+                ("node.id".to_string(), broker.node_id.to_string()),
+                ("cluster.id".to_string(), cluster_id.to_string()),
+                ("directory.id".to_string(), uuid_to_kafka_string(Uuid::new_v4())),
+            ]);
+            write_properties(&path, &meta)?;
+            wrote = true;
+        }
+        Ok(wrote)
+    }
+
+    /// Whether the log directory has been formatted (holds a `meta.properties`).
+    pub fn is_formatted(broker: &BrokerConfig) -> bool {
+        broker.log_dir.join("meta.properties").exists()
+    }
+
     fn load_meta(broker: &BrokerConfig, dir: &Path) -> io::Result<String> {
         let path = dir.join("meta.properties");
         let mut meta = if path.exists() { read_properties(&path)? } else { BTreeMap::new() };
