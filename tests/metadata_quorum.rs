@@ -192,3 +192,34 @@ fn a_topic_whose_partitions_cannot_be_made_is_taken_out_of_the_metadata_log_agai
     let res = rt.block_on(admin.create_topics([&t], &rdkafka::admin::AdminOptions::new())).unwrap();
     assert!(res[0].is_ok(), "the name is free: {res:?}");
 }
+
+fn init_producer_id(bs: &str) -> i64 {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+    let mut s = TcpStream::connect(bs).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+    let resp: InitProducerIdResponse = common::raw::call(&mut s, ApiKey::InitProducerId, 4, &req);
+    assert_eq!(resp.error_code, 0);
+    resp.producer_id.0
+}
+
+#[test]
+fn producer_ids_come_in_blocks_from_the_metadata_log_and_are_never_handed_out_twice() {
+    let mut b = EmbeddedBroker::start();
+    // A data directory from before the metadata log had reserved ids up to 7,000.
+    let dir = b.data_dir().to_path_buf();
+    b.stop_then(|| std::fs::write(dir.join("producer-id-block"), "7000\n").unwrap()).unwrap();
+    let first = init_producer_id(&b.bootstrap());
+    assert!(first >= 7_000, "above the old reservation: {first}");
+    assert!(image(&b).next_producer_id > first, "the block is recorded in the metadata log");
+    let second = init_producer_id(&b.bootstrap());
+    assert_eq!(second, first + 1);
+    b.crash_and_restart().unwrap();
+    let after = init_producer_id(&b.bootstrap());
+    assert!(after > second, "a restart starts a new block: {after} after {second}");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..1_500 {
+        assert!(seen.insert(init_producer_id(&b.bootstrap())), "an id handed out twice");
+    }
+    assert!(seen.iter().all(|id| *id > second));
+}

@@ -162,6 +162,20 @@ impl QuorumController {
         Ok(HeartbeatReply { fenced: false })
     }
 
+    /// Allocates the next block of producer ids for `broker_id` (Kafka's
+    /// AllocateProducerIds): [start, start + size) with start at least `floor` and above
+    /// every block before, written as a `ProducerIdsRecord`.
+    pub async fn allocate_producer_ids(&self, broker_id: i32, floor: i64, size: i64) -> Result<(i64, i64), ControllerError> {
+        self.check_leader().await?;
+        let _turn = self.writes.lock().await;
+        let image = self.quorum.image().borrow().clone();
+        let broker_epoch = image.brokers.get(&broker_id).map_or(-1, |b| b.epoch);
+        let start = image.next_producer_id.max(floor);
+        let end = start.checked_add(size).ok_or_else(|| ControllerError::Failed("producer ids exhausted".into()))?;
+        self.quorum.append(vec![MetadataRecord::ProducerIdsRecord { broker_id, broker_epoch, next_producer_id: end }]).await?;
+        Ok((start, end))
+    }
+
     /// Fences every unfenced broker whose session has run out. Call it often; it does
     /// nothing on a node that is not the active controller.
     pub async fn tick(&self) {

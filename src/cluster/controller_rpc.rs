@@ -21,6 +21,7 @@ pub enum ControllerRequest {
     Raft(RaftRequest),
     Register(Registration),
     Heartbeat { broker_id: i32, broker_epoch: i64 },
+    AllocateProducerIds { broker_id: i32, floor: i64, size: i64 },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -28,6 +29,7 @@ pub enum ControllerResponse {
     Raft(Box<RaftResponse>),
     Register(Result<i64, ControllerError>),
     Heartbeat(Result<HeartbeatReply, ControllerError>),
+    AllocateProducerIds(Result<(i64, i64), ControllerError>),
 }
 
 /// Quorum messages inside controller-listener frames.
@@ -78,6 +80,9 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, controller: Ar
                     ControllerRequest::Register(r) => ControllerResponse::Register(controller.register(r).await),
                     ControllerRequest::Heartbeat { broker_id, broker_epoch } => {
                         ControllerResponse::Heartbeat(controller.heartbeat(broker_id, broker_epoch).await)
+                    }
+                    ControllerRequest::AllocateProducerIds { broker_id, floor, size } => {
+                        ControllerResponse::AllocateProducerIds(controller.allocate_producer_ids(broker_id, floor, size).await)
                     }
                 };
                 if write_frame(&mut stream, &resp).await.is_err() {
@@ -132,6 +137,17 @@ impl ControllerChannel {
         }
         match self.remote(leader, ControllerRequest::Register(r)).await? {
             ControllerResponse::Register(r) => r,
+            _ => Err(ControllerError::Failed("an answer of another kind".into())),
+        }
+    }
+
+    pub async fn allocate_producer_ids(&self, broker_id: i32, floor: i64, size: i64) -> Result<(i64, i64), ControllerError> {
+        let leader = self.leader()?;
+        if leader == self.quorum.node_id() {
+            return self.local.allocate_producer_ids(broker_id, floor, size).await;
+        }
+        match self.remote(leader, ControllerRequest::AllocateProducerIds { broker_id, floor, size }).await? {
+            ControllerResponse::AllocateProducerIds(r) => r,
             _ => Err(ControllerError::Failed("an answer of another kind".into())),
         }
     }

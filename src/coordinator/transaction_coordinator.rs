@@ -90,6 +90,10 @@ async fn settle(pending: Pending) -> Result<(), Error> {
 }
 
 fn storage_error(what: &str, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        // No producer id ready yet (a block is on its way from the controller): retriable.
+        return Error::CoordinatorLoadInProgress;
+    }
     tracing::error!(error = %e, "writing {what} failed; check the log directory");
     Error::CoordinatorNotAvailable
 }

@@ -18,8 +18,12 @@ pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> Outcome {
             r.map_err(|e| fenced_as(e, ctx.version, FENCED_SINCE))
         }
         None => ctx.state.producer_ids.next_id().map(|id| (id, 0)).map_err(|e| {
-            tracing::error!(error = %e, "cannot reserve producer ids; check the log directory");
-            Error::KafkaStorageError
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                // A block of ids is on its way from the controller: the client retries.
+                return Error::CoordinatorLoadInProgress;
+            }
+            tracing::error!(error = %e, "cannot get producer ids from the controller");
+            Error::CoordinatorNotAvailable
         }),
     };
     let resp = match result {

@@ -58,7 +58,20 @@ impl Broker {
             let (logs, cfg) = (logs.clone(), config.group.clone());
             Arc::new(tokio::task::spawn_blocking(move || load_groups(logs, cfg)).await??)
         };
-        let producer_ids = Arc::new(ProducerIdManager::new(&config.log_dir));
+        let channel = Arc::new(ControllerChannel::new(quorum.clone(), controller.clone(), config.cluster.voters.clone()));
+        let producer_ids = {
+            let (channel, node) = (channel.clone(), config.node_id);
+            let allocate: crate::coordinator::producer_id_manager::Allocate = Arc::new(move |floor| {
+                let channel = channel.clone();
+                Box::pin(async move {
+                    channel
+                        .allocate_producer_ids(node, floor, crate::coordinator::producer_id_manager::BLOCK)
+                        .await
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                })
+            });
+            ProducerIdManager::new(allocate, crate::coordinator::producer_id_manager::legacy_floor(&config.log_dir)?)
+        };
         let txns = load_transactions(logs.clone(), &config, groups.clone(), producer_ids.clone()).await?;
         let mut listeners = Vec::new();
         let mut controller_listeners = Vec::new();
@@ -110,7 +123,6 @@ impl Broker {
         for l in controller_listeners {
             tracker.spawn(crate::cluster::controller_rpc::serve(l, raft_quorum.raft().clone(), controller.clone(), cancel.clone()));
         }
-        let channel = Arc::new(ControllerChannel::new(quorum.clone(), controller.clone(), config.cluster.voters.clone()));
         let end_points = state
             .advertised
             .iter()
@@ -127,6 +139,10 @@ impl Broker {
             // And once the local logs match the metadata log as it stands (a topic whose
             // creation a crash interrupted is completed first), as a Kafka broker catches
             // up with the metadata log before it serves.
+            // The first block of producer ids, so that the first InitProducerId finds one.
+            if let Err(e) = state.producer_ids.prefetch().await {
+                tracing::warn!(error = %e, "no producer ids yet; InitProducerId will ask again");
+            }
             let at = quorum.image().borrow().offset;
             if let Err(e) = p_ready.wait_applied(at, Duration::from_secs(600)).await {
                 tracing::error!(error = %e, "serving before the local logs match the metadata log");
