@@ -69,7 +69,7 @@ fn load(args: &Args) -> anyhow::Result<BrokerConfig> {
 fn main() -> std::process::ExitCode {
     let filter = std::env::var("FERRITE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "warn,ferrite=info".into());
+        .unwrap_or_else(|_| "warn,ferrite=info,openraft=error".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

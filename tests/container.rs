@@ -66,3 +66,43 @@ async fn round_trip_and_a_consumer_group_through_the_image() {
     let logs = String::from_utf8_lossy(&kafka.container().stderr_to_vec().await.unwrap()).into_owned();
     assert!(logs.contains("ferrite stopped cleanly"), "{logs}");
 }
+
+/// Stops the compose project however the test ends.
+struct ComposeDown(&'static str);
+
+impl Drop for ComposeDown {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker-compose")
+            .args(["-p", self.0, "-f", "docker/compose-cluster.yaml", "down", "-v", "--timeout", "5"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output();
+    }
+}
+
+/// `docker/compose-cluster.yaml`: three containers of the image form one metadata quorum,
+/// and a client bootstrapped from any one of them sees all three brokers.
+#[test]
+fn the_compose_cluster_forms_one_quorum() {
+    let project = "ferrite-compose-test";
+    let _down = ComposeDown(project);
+    let up = std::process::Command::new("docker-compose")
+        .args(["-p", project, "-f", "docker/compose-cluster.yaml", "up", "-d"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("docker-compose is installed (compat-tests/setup)");
+    assert!(up.status.success(), "docker-compose up: {}", String::from_utf8_lossy(&up.stderr));
+    for port in [19092, 29092, 39092] {
+        let bs = format!("localhost:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bs).create().unwrap();
+            let brokers: BTreeSet<i32> =
+                c.fetch_metadata(None, Duration::from_secs(5)).map(|m| m.brokers().iter().map(|b| b.id()).collect()).unwrap_or_default();
+            if brokers == BTreeSet::from([1, 2, 3]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{bs} sees brokers {brokers:?}, not 1, 2 and 3");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

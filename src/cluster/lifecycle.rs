@@ -97,7 +97,8 @@ pub async fn run_broker_lifecycle(channel: Arc<ControllerChannel>, cfg: Arc<Brok
     let mut failures = 0u32;
     let mut failed = |e: ControllerError| {
         failures += 1;
-        if failures % 20 == 1 {
+        // Quiet through an election (about a second); then now and then.
+        if failures % 100 == 20 {
             tracing::warn!(node = cfg.node_id, error = %e, "cannot reach the active controller; retrying");
         }
         Duration::from_millis(50)
