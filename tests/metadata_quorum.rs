@@ -223,3 +223,30 @@ fn producer_ids_come_in_blocks_from_the_metadata_log_and_are_never_handed_out_tw
     }
     assert!(seen.iter().all(|id| *id > second));
 }
+
+#[test]
+fn dynamic_broker_configs_live_in_the_metadata_log_and_old_ones_are_taken_over() {
+    let mut b = EmbeddedBroker::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", b.bootstrap()).create().unwrap();
+    let alter = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Broker(0)).set("log.retention.ms", "4242");
+    assert!(rt.block_on(admin.alter_configs([&alter], &rdkafka::admin::AdminOptions::new())).unwrap()[0].is_ok());
+    let key = (ferrite::cluster::records::CONFIG_BROKER, "0".to_string());
+    assert_eq!(image(&b).configs.get(&key).and_then(|c| c.get("log.retention.ms")).map(String::as_str), Some("4242"));
+    assert_eq!(b.broker().state().logs.broker_config().log.retention_ms, 4242);
+    b.crash_and_restart().unwrap();
+    assert_eq!(b.broker().state().logs.broker_config().log.retention_ms, 4242, "after a crash, from the log");
+
+    // An older data directory's dynamic-configs files are taken over at its first start.
+    let dir = b.data_dir().to_path_buf();
+    b.stop_then(|| {
+        std::fs::remove_dir_all(dir.join("__cluster_metadata-0")).unwrap();
+        std::fs::write(dir.join("dynamic-configs/cluster-default.properties"), "log.retention.ms=777\n").unwrap();
+    })
+    .unwrap();
+    let img = image(&b);
+    assert_eq!(img.configs.get(&(ferrite::cluster::records::CONFIG_BROKER, String::new())).and_then(|c| c.get("log.retention.ms")).map(String::as_str), Some("777"));
+    assert_eq!(img.configs.get(&key).and_then(|c| c.get("log.retention.ms")).map(String::as_str), Some("4242"), "this broker's own, kept");
+    assert_eq!(b.broker().state().logs.broker_config().log.retention_ms, 4242, "the node's own override still wins over the default");
+}

@@ -5,7 +5,7 @@
 use super::controller::{ControllerError, QuorumController};
 use super::image::MetadataImage;
 use super::placement::{place, Candidate};
-use super::records::{MetadataRecord, CONFIG_TOPIC};
+use super::records::{MetadataRecord, CONFIG_BROKER, CONFIG_TOPIC};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -26,15 +26,20 @@ fn seed() -> u64 {
 }
 
 fn config_records(name: &str, old: Option<&BTreeMap<String, String>>, new: &BTreeMap<String, String>) -> Vec<MetadataRecord> {
+    resource_config_records(CONFIG_TOPIC, name, old, new)
+}
+
+/// `ConfigRecord`s that turn `old` into `new` for one resource.
+fn resource_config_records(kind: i8, name: &str, old: Option<&BTreeMap<String, String>>, new: &BTreeMap<String, String>) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for (k, v) in new {
         if old.and_then(|o| o.get(k)) != Some(v) {
-            out.push(MetadataRecord::ConfigRecord { resource_type: CONFIG_TOPIC, resource_name: name.into(), name: k.clone(), value: Some(v.clone()) });
+            out.push(MetadataRecord::ConfigRecord { resource_type: kind, resource_name: name.into(), name: k.clone(), value: Some(v.clone()) });
         }
     }
     for k in old.into_iter().flat_map(|o| o.keys()) {
         if !new.contains_key(k) {
-            out.push(MetadataRecord::ConfigRecord { resource_type: CONFIG_TOPIC, resource_name: name.into(), name: k.clone(), value: None });
+            out.push(MetadataRecord::ConfigRecord { resource_type: kind, resource_name: name.into(), name: k.clone(), value: None });
         }
     }
     out
@@ -114,11 +119,32 @@ impl QuorumController {
         Ok(self.quorum.append(records).await?)
     }
 
+    /// Replaces the dynamic configs of broker resource `name` ("" is the cluster-wide
+    /// default, else a node id) with `configs`.
+    pub async fn set_broker_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<u64, ControllerError> {
+        self.check_leader().await?;
+        let _turn = self.writes.lock().await;
+        let image = self.quorum.image().borrow().clone();
+        let records = resource_config_records(CONFIG_BROKER, name, image.configs.get(&(CONFIG_BROKER, name.to_string())), &configs);
+        if records.is_empty() {
+            return Ok(image.offset);
+        }
+        Ok(self.quorum.append(records).await?)
+    }
+
     /// Writes topics found on `broker`'s disk into the metadata log, with their ids, all
     /// partitions on that broker. Topics the log knows by now are skipped.
     /// With `migration`, also records that the node's disk has been taken over
     /// (`MetadataMigrationRecord`).
-    pub async fn adopt_topics(&self, broker: i32, topics: Vec<AdoptedTopic>, migration: bool) -> Result<u64, ControllerError> {
+    /// With `migration`, the node's dynamic broker configs (`broker_configs`: resource name
+    /// → configs) are recorded too.
+    pub async fn adopt_topics(
+        &self,
+        broker: i32,
+        topics: Vec<AdoptedTopic>,
+        migration: bool,
+        broker_configs: Vec<(String, BTreeMap<String, String>)>,
+    ) -> Result<u64, ControllerError> {
         self.check_leader().await?;
         let _turn = self.writes.lock().await;
         let image = self.quorum.image().borrow().clone();
@@ -129,6 +155,9 @@ impl QuorumController {
             records.extend(config_records(&t.name, None, &t.configs));
         }
         if migration && !image.migrated {
+            for (name, configs) in &broker_configs {
+                records.extend(resource_config_records(CONFIG_BROKER, name, image.configs.get(&(CONFIG_BROKER, name.clone())), configs));
+            }
             records.push(MetadataRecord::MetadataMigrationRecord { node_id: broker });
         }
         if records.is_empty() {

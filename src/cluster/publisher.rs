@@ -8,12 +8,16 @@
 //! internal topics a coordinator made (`__consumer_offsets`, `__transaction_state`);
 //! any other is a leftover of a deletion a crash interrupted and is removed.
 //!
+//! Dynamic broker configs (the cluster-wide default and this node's) follow the log the
+//! same way, once the node's own have been recorded in it.
+//!
 //! Today this runs on the lone node, which hosts every partition.
 
 use super::controller::QuorumController;
 use super::controller_topics::AdoptedTopic;
 use super::image::MetadataImage;
 use super::quorum::MetadataQuorum;
+use super::records::CONFIG_BROKER;
 use crate::storage::LogManager;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,6 +84,19 @@ impl MetadataPublisher {
                 self.failed(format!("topic {}: {e}", t.name));
             }
         }
+        // Dynamic broker configs follow the log once the node's own are recorded in it.
+        if img.migrated {
+            let cfg = self.logs.broker_config();
+            let wanted = |name: String| img.configs.get(&(CONFIG_BROKER, name)).cloned().unwrap_or_default();
+            for (for_default, name, current) in [(true, String::new(), &cfg.dynamic_default), (false, self.node_id.to_string(), &cfg.dynamic_broker)] {
+                let want = wanted(name);
+                if &want != current {
+                    if let Err(e) = self.logs.alter_broker_config(for_default, want, false) {
+                        self.failed(format!("dynamic broker configs: {e}"));
+                    }
+                }
+            }
+        }
         let mut adopt = Vec::new();
         for local in self.logs.topics() {
             if img.topic(&local.name).is_some() || img.topics.contains_key(&local.id) {
@@ -120,7 +137,9 @@ impl MetadataPublisher {
             prev = img.clone();
             self.applied.send_replace(img.offset);
             if !adopt.is_empty() || !img.migrated {
-                if let Err(e) = controller.adopt_topics(self.node_id, adopt, true).await {
+                let cfg = self.logs.broker_config();
+                let broker_configs = vec![(String::new(), cfg.dynamic_default.clone()), (self.node_id.to_string(), cfg.dynamic_broker.clone())];
+                if let Err(e) = controller.adopt_topics(self.node_id, adopt, true, broker_configs).await {
                     tracing::debug!(error = %e, "recording local topics in the metadata log did not happen yet");
                 }
             }

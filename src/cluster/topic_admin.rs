@@ -108,6 +108,20 @@ impl TopicAdmin {
         Ok(())
     }
 
+    /// Dynamic broker configs: the cluster-wide default (`for_default`) or this node's.
+    pub async fn alter_broker_config(&self, node_id: i32, for_default: bool, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), TopicError> {
+        let (logs, o) = (self.logs.clone(), overrides.clone());
+        let direct = self.through_log.is_none() && !validate_only;
+        blocking(move || logs.alter_broker_config(for_default, o, !direct)).await?;
+        let Some((controller, publisher)) = &self.through_log else { return Ok(()) };
+        if validate_only {
+            return Ok(());
+        }
+        let name = if for_default { String::new() } else { node_id.to_string() };
+        let offset = controller.set_broker_configs(&name, overrides).await.map_err(controller_error)?;
+        self.applied(publisher, offset).await
+    }
+
     pub async fn alter_topic_config(&self, name: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), TopicError> {
         let (logs, n, o) = (self.logs.clone(), name.to_string(), overrides.clone());
         let direct = self.through_log.is_none() && !validate_only;

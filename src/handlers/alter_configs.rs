@@ -90,7 +90,7 @@ impl Target {
     async fn apply(&self, ctx: &Ctx<'_>, next: Overrides, validate_only: bool) -> Result<(), Refusal> {
         let result = match self {
             Target::Topic(t) => ctx.state.topic_admin.alter_topic_config(&t.name, next, validate_only).await,
-            Target::Broker { for_default } => ctx.state.logs.alter_broker_config(*for_default, next, validate_only),
+            Target::Broker { for_default } => ctx.state.topic_admin.alter_broker_config(ctx.node_id(), *for_default, next, validate_only).await,
         };
         result.map_err(|e| (topic_error(&e), e.to_string()))
     }
