@@ -88,6 +88,15 @@ public class FerriteCompat {
             require(r.clusterId().get() != null, "a cluster id");
             return "controller " + r.controller().get().id();
         });
+        check("admin.cluster:metadata_quorum", () -> {
+            // What kafka-metadata-quorum describe --status prints comes from here.
+            QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get();
+            int self = admin.describeCluster().nodes().get().iterator().next().id();
+            require(q.leaderId() == self, "this node leads the quorum: " + q);
+            require(q.voters().size() == 1 && q.voters().get(0).replicaId() == self, "one voter: " + q);
+            require(q.highWatermark() > 0 && q.leaderEpoch() >= 1, "a committed metadata log: " + q);
+            return "leader " + q.leaderId() + " epoch " + q.leaderEpoch() + " hw " + q.highWatermark();
+        });
 
         for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
             check("round_trip+codecs+idempotence:" + codec, () -> {
