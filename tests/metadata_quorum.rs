@@ -189,6 +189,9 @@ fn a_topic_whose_partitions_cannot_be_made_is_taken_out_of_the_metadata_log_agai
     b.crash_and_restart().unwrap();
     assert!(image(&b).topic("blocked").is_none() && b.broker().state().logs.topic("blocked").is_none());
     std::fs::remove_file(b.data_dir().join("blocked-1")).unwrap();
+    // A new client: the old one's connection went with the crashed broker.
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", b.bootstrap()).create().unwrap();
     let res = rt.block_on(admin.create_topics([&t], &rdkafka::admin::AdminOptions::new())).unwrap();
     assert!(res[0].is_ok(), "the name is free: {res:?}");
 }

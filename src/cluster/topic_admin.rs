@@ -45,6 +45,22 @@ impl TopicAdmin {
         TopicAdmin { logs, through_log }
     }
 
+    /// Runs the local operation — only as a check when the change goes through the
+    /// metadata log (or is `validate_only`), for real otherwise — and hands back the
+    /// controller and publisher when the change is still to be written.
+    async fn local_first(
+        &self,
+        validate_only: bool,
+        local: impl FnOnce(bool) -> Result<(), TopicError> + Send + 'static,
+    ) -> Result<Option<(&Arc<QuorumController>, &Arc<MetadataPublisher>)>, TopicError> {
+        let check_only = self.through_log.is_some() || validate_only;
+        blocking(move || local(check_only)).await?;
+        if validate_only {
+            return Ok(None);
+        }
+        Ok(self.through_log.as_ref().map(|(c, p)| (c, p)))
+    }
+
     async fn applied(&self, publisher: &MetadataPublisher, offset: u64) -> Result<(), TopicError> {
         publisher.wait_applied(offset, APPLY_TIMEOUT).await.map_err(|e| TopicError::Io(io::Error::other(e)))
     }
@@ -80,12 +96,9 @@ impl TopicAdmin {
 
     pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         let (logs, n) = (self.logs.clone(), name.to_string());
-        let direct = self.through_log.is_none() && !validate_only;
-        blocking(move || logs.create_partitions(&n, count, !direct)).await?;
-        let Some((controller, publisher)) = &self.through_log else { return Ok(()) };
-        if validate_only {
+        let Some((controller, publisher)) = self.local_first(validate_only, move |check| logs.create_partitions(&n, count, check)).await? else {
             return Ok(());
-        }
+        };
         let offset = controller.create_partitions(name, count).await.map_err(controller_error)?;
         self.applied(publisher, offset).await?;
         match self.logs.topic(name) {
@@ -111,12 +124,9 @@ impl TopicAdmin {
     /// Dynamic broker configs: the cluster-wide default (`for_default`) or this node's.
     pub async fn alter_broker_config(&self, node_id: i32, for_default: bool, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), TopicError> {
         let (logs, o) = (self.logs.clone(), overrides.clone());
-        let direct = self.through_log.is_none() && !validate_only;
-        blocking(move || logs.alter_broker_config(for_default, o, !direct)).await?;
-        let Some((controller, publisher)) = &self.through_log else { return Ok(()) };
-        if validate_only {
+        let Some((controller, publisher)) = self.local_first(validate_only, move |check| logs.alter_broker_config(for_default, o, check)).await? else {
             return Ok(());
-        }
+        };
         let name = if for_default { String::new() } else { node_id.to_string() };
         let offset = controller.set_broker_configs(&name, overrides).await.map_err(controller_error)?;
         self.applied(publisher, offset).await
@@ -124,12 +134,9 @@ impl TopicAdmin {
 
     pub async fn alter_topic_config(&self, name: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), TopicError> {
         let (logs, n, o) = (self.logs.clone(), name.to_string(), overrides.clone());
-        let direct = self.through_log.is_none() && !validate_only;
-        blocking(move || logs.alter_topic_config(&n, o, !direct)).await?;
-        let Some((controller, publisher)) = &self.through_log else { return Ok(()) };
-        if validate_only {
+        let Some((controller, publisher)) = self.local_first(validate_only, move |check| logs.alter_topic_config(&n, o, check)).await? else {
             return Ok(());
-        }
+        };
         let offset = controller.set_topic_configs(name, overrides).await.map_err(controller_error)?;
         self.applied(publisher, offset).await
     }
