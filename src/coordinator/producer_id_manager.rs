@@ -27,10 +27,22 @@ struct State {
     fetching: bool,
 }
 
+impl State {
+    /// Keeps an arrived block unless one is already waiting or it lies below the ids in
+    /// use (two fetches crossed): its ids are then skipped, never handed out.
+    fn keep(&mut self, block: (i64, i64)) {
+        if self.prefetched.is_none() && block.0 >= self.end {
+            self.prefetched = Some(block);
+        }
+    }
+}
+
 pub struct ProducerIdManager {
     allocate: Allocate,
     legacy_floor: i64,
     state: Mutex<State>,
+    /// Signalled when a fetched block arrives.
+    arrived: tokio::sync::Notify,
 }
 
 /// The end of the last block a pre-metadata-log data directory reserved (0 if none).
@@ -48,14 +60,15 @@ pub fn legacy_floor(log_dir: &Path) -> io::Result<i64> {
 
 impl ProducerIdManager {
     pub fn new(allocate: Allocate, legacy_floor: i64) -> Arc<Self> {
-        Arc::new(ProducerIdManager { allocate, legacy_floor, state: Mutex::new(State::default()) })
+        Arc::new(ProducerIdManager { allocate, legacy_floor, state: Mutex::new(State::default()), arrived: tokio::sync::Notify::new() })
     }
 
     /// Fetches the first block and waits for it (at start, so the first InitProducerId
     /// finds ids ready).
     pub async fn prefetch(self: &Arc<Self>) -> io::Result<()> {
         let block = (self.allocate)(self.legacy_floor).await?;
-        self.state.lock().unwrap().prefetched = Some(block);
+        self.state.lock().unwrap().keep(block);
+        self.arrived.notify_waiters();
         Ok(())
     }
 
@@ -71,10 +84,27 @@ impl ProducerIdManager {
             let mut s = this.state.lock().unwrap();
             s.fetching = false;
             match r {
-                Ok(block) => s.prefetched = Some(block),
+                Ok(block) => s.keep(block),
                 Err(e) => tracing::warn!(error = %e, "could not get producer ids from the controller; retrying at the next request"),
             }
+            drop(s);
+            this.arrived.notify_waiters();
         });
+    }
+
+    /// The next id, waiting up to `timeout` for a block on its way (at start, or when ids
+    /// go faster than blocks arrive).
+    pub async fn next_id_wait(self: &Arc<Self>, timeout: std::time::Duration) -> io::Result<i64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.arrived.notified();
+            match self.next_id() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && tokio::time::Instant::now() < deadline => {
+                    let _ = tokio::time::timeout_at(deadline, arrived).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The next id; `WouldBlock` when none is ready yet (the client retries:
@@ -142,6 +172,20 @@ mod tests {
         let other = ProducerIdManager::new(alloc2, 0);
         other.prefetch().await.unwrap();
         assert!(other.next_id().unwrap() >= 2 * BLOCK);
+    }
+
+    #[tokio::test]
+    async fn a_request_at_start_waits_for_the_first_block_and_crossed_fetches_never_go_back() {
+        let (alloc, _) = counter();
+        let m = ProducerIdManager::new(alloc, 0);
+        assert_eq!(m.next_id_wait(std::time::Duration::from_secs(5)).await.unwrap(), 0, "waited for the block instead of failing");
+        // A late block from below the ids in use is dropped, not handed out again.
+        m.state.lock().unwrap().keep((0, BLOCK));
+        assert!(m.state.lock().unwrap().prefetched.is_none());
+        for _ in 1..(2 * BLOCK) {
+            m.next_id_wait(std::time::Duration::from_secs(5)).await.unwrap();
+        }
+        assert_eq!(m.next_id_wait(std::time::Duration::from_secs(5)).await.unwrap(), 2 * BLOCK);
     }
 
     #[tokio::test]

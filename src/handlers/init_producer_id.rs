@@ -17,7 +17,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> Outcome {
             }
             r.map_err(|e| fenced_as(e, ctx.version, FENCED_SINCE))
         }
-        None => ctx.state.producer_ids.next_id().map(|id| (id, 0)).map_err(|e| {
+        None => ctx.state.producer_ids.next_id_wait(std::time::Duration::from_secs(5)).await.map(|id| (id, 0)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 // A block of ids is on its way from the controller: the client retries.
                 return Error::CoordinatorLoadInProgress;

@@ -128,6 +128,16 @@ impl Broker {
             .iter()
             .map(|a| BrokerEndpoint { name: a.name.clone(), host: a.host.clone(), port: a.port, security_protocol: 0 })
             .collect();
+        // The first block of producer ids, fetched while the broker starts serving;
+        // InitProducerId waits for it if it comes first.
+        {
+            let ids = state.producer_ids.clone();
+            tracker.spawn(async move {
+                if let Err(e) = ids.prefetch().await {
+                    tracing::debug!(error = %e, "no producer ids yet; InitProducerId will ask again");
+                }
+            });
+        }
         tracker.spawn(crate::cluster::lifecycle::run_broker_lifecycle(channel, config.clone(), end_points, cancel.clone()));
         tracker.spawn(crate::cluster::lifecycle::run_controller_timers(controller.clone(), cancel.clone()));
         if let Some(p) = publisher {
@@ -139,10 +149,6 @@ impl Broker {
             // And once the local logs match the metadata log as it stands (a topic whose
             // creation a crash interrupted is completed first), as a Kafka broker catches
             // up with the metadata log before it serves.
-            // The first block of producer ids, so that the first InitProducerId finds one.
-            if let Err(e) = state.producer_ids.prefetch().await {
-                tracing::warn!(error = %e, "no producer ids yet; InitProducerId will ask again");
-            }
             let at = quorum.image().borrow().offset;
             if let Err(e) = p_ready.wait_applied(at, Duration::from_secs(600)).await {
                 tracing::error!(error = %e, "serving before the local logs match the metadata log");
