@@ -432,6 +432,25 @@ impl ConsumerGroup {
     }
 
     /// Checks an OffsetCommit (OffsetFetch with an epoch) of this group.
+    /// OffsetCommit from a member: at its current epoch, or at the epoch just before it
+    /// when every committed partition (by topic id) is still assigned to it — a commit
+    /// sent just before the member learned of its new epoch, for partitions it never lost
+    /// (Kafka 4.x, KIP-1251, accepts such commits; the Java client fails commitSync on
+    /// the error instead of retrying).
+    pub fn validate_commit(&self, member_id: &str, epoch: i32, partitions: &[(Option<Uuid>, i32)], stale: Error) -> Option<Error> {
+        match self.members.get(member_id) {
+            Some(m) if epoch >= 0 && epoch != m.member_epoch && epoch == m.previous_epoch => {
+                let kept = partitions.iter().all(|(t, p)| t.is_some_and(|t| m.assigned.get(&t).is_some_and(|ps| ps.contains(p))));
+                if kept {
+                    None
+                } else {
+                    Some(stale)
+                }
+            }
+            _ => self.validate_member(member_id, epoch, stale),
+        }
+    }
+
     pub fn validate_member(&self, member_id: &str, epoch: i32, stale: Error) -> Option<Error> {
         if epoch < 0 && member_id.is_empty() {
             return (!self.members.is_empty()).then_some(Error::UnknownMemberId);

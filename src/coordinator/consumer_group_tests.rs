@@ -163,3 +163,23 @@ fn repeated_heartbeats_with_the_same_subscription_keep_the_epoch() {
     }
     assert_eq!(g.group_epoch, 1);
 }
+
+#[test]
+fn a_commit_one_epoch_behind_is_accepted_only_for_partitions_the_member_kept() {
+    let (cfg, tp) = (cfg(), topics(6));
+    let mut g = ConsumerGroup::new("g", &cfg);
+    let a_owned = g.heartbeat(join("a"), 0, &cfg, &tp).unwrap().assignment.unwrap();
+    g.heartbeat(join("b"), 10, &cfg, &tp).unwrap();
+    let kept = g.heartbeat(beat("a", 1, &a_owned), 20, &cfg, &tp).unwrap().assignment.unwrap();
+    assert_eq!(g.heartbeat(beat("a", 1, &kept), 40, &cfg, &tp).unwrap().member_epoch, 2);
+    let given_up: Vec<i32> = parts(&a_owned).difference(&parts(&kept)).copied().collect();
+    let kept: Vec<i32> = parts(&kept).into_iter().collect();
+    let commit = |ps: &[i32]| ps.iter().map(|p| (Some(T), *p)).collect::<Vec<_>>();
+    // a's commit sent at epoch 1, just before it learned of epoch 2.
+    assert_eq!(g.validate_commit("a", 1, &commit(&kept), Error::StaleMemberEpoch), None, "partitions it kept");
+    assert_eq!(g.validate_commit("a", 1, &commit(&given_up), Error::StaleMemberEpoch), Some(Error::StaleMemberEpoch), "partitions now b's");
+    assert_eq!(g.validate_commit("a", 2, &commit(&kept), Error::StaleMemberEpoch), None);
+    assert_eq!(g.validate_commit("a", 0, &commit(&kept), Error::StaleMemberEpoch), Some(Error::StaleMemberEpoch), "two epochs behind");
+    assert_eq!(g.validate_commit("a", 3, &commit(&kept), Error::StaleMemberEpoch), Some(Error::StaleMemberEpoch), "ahead of the group");
+    assert_eq!(g.validate_commit("a", 1, &[(None, kept[0])], Error::StaleMemberEpoch), Some(Error::StaleMemberEpoch), "unknown topic");
+}

@@ -337,8 +337,9 @@ impl GroupCoordinator {
         }
         let durable = {
             let now = self.now();
+            let partitions: Vec<(Option<uuid::Uuid>, i32)> = offsets.iter().map(|(tp, _)| (self.topics.topic(&tp.0).map(|(id, _)| id), tp.1)).collect();
             let mut inner = self.lock();
-            Self::check_committer(&mut inner, group_id, member_id, instance_id, generation_id, stale, now)?;
+            Self::check_committer(&mut inner, group_id, member_id, instance_id, generation_id, stale, &partitions, now)?;
             if offsets.is_empty() {
                 return Ok(());
             }
@@ -406,10 +407,11 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation_id: i32,
         stale: Error,
+        partitions: &[(Option<uuid::Uuid>, i32)],
         now: i64,
     ) -> Result<(), Error> {
         if let Some(g) = inner.consumer.get(group_id) {
-            return match g.validate_member(member_id, generation_id, stale) {
+            return match g.validate_commit(member_id, generation_id, partitions, stale) {
                 Some(e) => Err(e),
                 None => Ok(()),
             };
