@@ -113,6 +113,21 @@ async fn apply(ctx: &Ctx<'_>, planned: Result<(Target, Overrides), Refusal>, val
     target.apply(ctx, next, validate_only).await
 }
 
+/// Applies each planned change in request order and builds its response entry.
+async fn apply_all<R, T>(
+    ctx: &Ctx<'_>,
+    planned: Vec<(&R, Result<(Target, Overrides), Refusal>)>,
+    validate_only: bool,
+    respond: impl Fn(&R, i16, Option<kafka_protocol::protocol::StrBytes>) -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(planned.len());
+    for (r, plan) in planned {
+        let (code, msg) = outcome(apply(ctx, plan, validate_only).await);
+        out.push(respond(r, code, msg));
+    }
+    out
+}
+
 pub async fn handle_alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> Outcome {
     let planned: Vec<_> = req
         .resources
@@ -131,17 +146,14 @@ pub async fn handle_alter(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> Outcome {
             (r, result)
         })
         .collect();
-    let mut responses = Vec::with_capacity(planned.len());
-    for (r, planned) in planned {
-        let (code, msg) = outcome(apply(ctx, planned, req.validate_only).await);
-        responses.push(
-            alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(msg)
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone()),
-        );
-    }
+    let responses = apply_all(ctx, planned, req.validate_only, |r, code, msg| {
+        alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_error_code(code)
+            .with_error_message(msg)
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone())
+    })
+    .await;
     ctx.respond(&AlterConfigsResponse::default().with_responses(responses))
 }
 
@@ -187,17 +199,14 @@ pub async fn handle_incremental(ctx: &Ctx<'_>, req: IncrementalAlterConfigsReque
             (r, result)
         })
         .collect();
-    let mut responses = Vec::with_capacity(planned.len());
-    for (r, planned) in planned {
-        let (code, msg) = outcome(apply(ctx, planned, req.validate_only).await);
-        responses.push(
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(msg)
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone()),
-        );
-    }
+    let responses = apply_all(ctx, planned, req.validate_only, |r, code, msg| {
+        incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_error_code(code)
+            .with_error_message(msg)
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone())
+    })
+    .await;
     ctx.respond(&IncrementalAlterConfigsResponse::default().with_responses(responses))
 }
 
