@@ -108,7 +108,10 @@ fn alter(
     Ok((target, next))
 }
 
-async fn apply(ctx: &Ctx<'_>, planned: Result<(Target, Overrides), Refusal>, validate_only: bool) -> Result<(), Refusal> {
+/// A resource's next overrides, or why there are none.
+type Planned = Result<(Target, Overrides), Refusal>;
+
+async fn apply(ctx: &Ctx<'_>, planned: Planned, validate_only: bool) -> Result<(), Refusal> {
     let (target, next) = planned?;
     target.apply(ctx, next, validate_only).await
 }
@@ -116,7 +119,7 @@ async fn apply(ctx: &Ctx<'_>, planned: Result<(Target, Overrides), Refusal>, val
 /// Applies each planned change in request order and builds its response entry.
 async fn apply_all<R, T>(
     ctx: &Ctx<'_>,
-    planned: Vec<(&R, Result<(Target, Overrides), Refusal>)>,
+    planned: Vec<(&R, Planned)>,
     validate_only: bool,
     respond: impl Fn(&R, i16, Option<kafka_protocol::protocol::StrBytes>) -> T,
 ) -> Vec<T> {
