@@ -48,6 +48,12 @@ fn format(node: &Node, voters: &str, cluster_id: &str) -> std::process::Output {
 }
 
 fn start(node: &Node, voters: &str) -> Ferrite {
+    let f = spawn(node, voters);
+    f.wait_serving();
+    f
+}
+
+fn spawn(node: &Node, voters: &str) -> Ferrite {
     let mut keys = node_keys(node, voters);
     keys.extend(
         [
@@ -62,7 +68,7 @@ fn start(node: &Node, voters: &str) -> Ferrite {
     // Node 3 is given the cluster id as Kafka's image is, the others are formatted with it.
     let env: &[(&str, &str)] =
         if node.id == 3 { &[("FERRITE_EXPERIMENTAL_CLUSTER", "1"), ("CLUSTER_ID", CLUSTER_ID)] } else { &[("FERRITE_EXPERIMENTAL_CLUSTER", "1")] };
-    Ferrite::start_with_env(&node.dir.0, node.port, &keys, env)
+    Ferrite::spawn_with_env(&node.dir.0, node.port, &keys, env)
 }
 
 fn connect(port: u16) -> Option<TcpStream> {
@@ -121,7 +127,8 @@ fn three_combined_nodes_form_one_quorum_fence_a_dead_broker_and_survive_the_cont
         assert!(format(n, &voters, CLUSTER_ID).status.success(), "formatting again with the same id is fine");
         assert!(!format(n, &voters, "AAAAAAAAAAAAAAAAAAAAAA").status.success(), "another cluster's id is refused");
     }
-    let mut running: BTreeMap<i32, Ferrite> = nodes.iter().map(|n| (n.id, start(n, &voters))).collect();
+    let mut running: BTreeMap<i32, Ferrite> = nodes.iter().map(|n| (n.id, spawn(n, &voters))).collect();
+    running.values().for_each(Ferrite::wait_serving);
     for n in &nodes {
         let meta = std::fs::read_to_string(n.dir.0.join("meta.properties")).unwrap();
         assert!(meta.contains(&format!("cluster.id={CLUSTER_ID}")), "node {}: {meta}", n.id);

@@ -30,6 +30,9 @@ pub enum ControllerError {
     /// The replicas cannot be placed (too few brokers, mixed racks).
     #[error("{0}")]
     Placement(String),
+    /// A manual replica assignment names unknown brokers or is malformed.
+    #[error("{0}")]
+    InvalidAssignment(String),
     #[error("{0}")]
     Failed(String),
 }

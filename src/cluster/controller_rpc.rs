@@ -1,9 +1,12 @@
 //! What travels on the controller listener: the quorum's own messages and the brokers'
-//! calls to the active controller (Kafka's BrokerRegistration and BrokerHeartbeat), each a
-//! `rpc` frame. The server half answers them; `ControllerChannel` is a broker's way to the
-//! active controller, in-process when this node is it.
+//! calls to the active controller (Kafka's BrokerRegistration, BrokerHeartbeat,
+//! AllocateProducerIds, and the admin requests Kafka's brokers forward: CreateTopics,
+//! CreatePartitions, DeleteTopics, IncrementalAlterConfigs), each a `rpc` frame. The
+//! server half answers them; `ControllerChannel` is a broker's way to the active
+//! controller, in-process when this node is it.
 
 use super::controller::{ControllerError, HeartbeatReply, QuorumController, Registration};
+use super::controller_topics::AdoptedTopic;
 use super::quorum::MetadataQuorum;
 use super::raft::network::{self, Envelope, RaftRequest, RaftResponse};
 use super::raft::TypeConfig;
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 #[derive(Serialize, Deserialize)]
 pub enum ControllerRequest {
@@ -22,6 +26,13 @@ pub enum ControllerRequest {
     Register(Registration),
     Heartbeat { broker_id: i32, broker_epoch: i64 },
     AllocateProducerIds { broker_id: i32, floor: i64, size: i64 },
+    /// Replicas placed by the controller, or as `assignments` give them (one list per partition).
+    CreateTopic { name: String, id: Uuid, partitions: i32, replication_factor: i16, assignments: Vec<Vec<i32>>, configs: BTreeMap<String, String> },
+    CreatePartitions { name: String, count: i32 },
+    DeleteTopic { name: String, id: Option<Uuid> },
+    SetTopicConfigs { name: String, configs: BTreeMap<String, String> },
+    SetBrokerConfigs { name: String, configs: BTreeMap<String, String> },
+    AdoptTopics { broker: i32, topics: Vec<AdoptedTopic>, migration: bool, broker_configs: Vec<(String, BTreeMap<String, String>)> },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -30,6 +41,28 @@ pub enum ControllerResponse {
     Register(Result<i64, ControllerError>),
     Heartbeat(Result<HeartbeatReply, ControllerError>),
     AllocateProducerIds(Result<(i64, i64), ControllerError>),
+    /// A metadata change: the offset of the batch that holds it.
+    Written(Result<u64, ControllerError>),
+}
+
+/// Answers a broker's call with this node's controller (every request but the quorum's own).
+async fn dispatch(controller: &QuorumController, req: ControllerRequest) -> ControllerResponse {
+    use ControllerRequest as Q;
+    use ControllerResponse::*;
+    match req {
+        Q::Raft(_) => Written(Err(ControllerError::Failed("a quorum message outside the quorum".into()))),
+        Q::Register(r) => Register(controller.register(r).await),
+        Q::Heartbeat { broker_id, broker_epoch } => Heartbeat(controller.heartbeat(broker_id, broker_epoch).await),
+        Q::AllocateProducerIds { broker_id, floor, size } => AllocateProducerIds(controller.allocate_producer_ids(broker_id, floor, size).await),
+        Q::CreateTopic { name, id, partitions, replication_factor, assignments, configs } => {
+            Written(controller.create_topic(&name, id, partitions, replication_factor, assignments, configs).await)
+        }
+        Q::CreatePartitions { name, count } => Written(controller.create_partitions(&name, count).await),
+        Q::DeleteTopic { name, id } => Written(controller.delete_topic(&name, id).await),
+        Q::SetTopicConfigs { name, configs } => Written(controller.set_topic_configs(&name, configs).await),
+        Q::SetBrokerConfigs { name, configs } => Written(controller.set_broker_configs(&name, configs).await),
+        Q::AdoptTopics { broker, topics, migration, broker_configs } => Written(controller.adopt_topics(broker, topics, migration, broker_configs).await),
+    }
 }
 
 /// Quorum messages inside controller-listener frames.
@@ -77,13 +110,7 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, controller: Ar
                 };
                 let resp = match req {
                     ControllerRequest::Raft(r) => ControllerResponse::Raft(Box::new(network::serve(&raft, r).await)),
-                    ControllerRequest::Register(r) => ControllerResponse::Register(controller.register(r).await),
-                    ControllerRequest::Heartbeat { broker_id, broker_epoch } => {
-                        ControllerResponse::Heartbeat(controller.heartbeat(broker_id, broker_epoch).await)
-                    }
-                    ControllerRequest::AllocateProducerIds { broker_id, floor, size } => {
-                        ControllerResponse::AllocateProducerIds(controller.allocate_producer_ids(broker_id, floor, size).await)
-                    }
+                    other => dispatch(&controller, other).await,
                 };
                 if write_frame(&mut stream, &resp).await.is_err() {
                     return;
@@ -126,40 +153,45 @@ impl ControllerChannel {
         }
     }
 
-    fn leader(&self) -> Result<i32, ControllerError> {
-        self.quorum.status().leader_id.ok_or(ControllerError::NotController { leader: None })
+    /// Sends `req` to the active controller: this node's own when it leads.
+    async fn call(&self, req: ControllerRequest) -> Result<ControllerResponse, ControllerError> {
+        let leader = self.quorum.status().leader_id.ok_or(ControllerError::NotController { leader: None })?;
+        if leader == self.quorum.node_id() {
+            return Ok(dispatch(&self.local, req).await);
+        }
+        self.remote(leader, req).await
     }
 
     pub async fn register(&self, r: Registration) -> Result<i64, ControllerError> {
-        let leader = self.leader()?;
-        if leader == self.quorum.node_id() {
-            return self.local.register(r).await;
-        }
-        match self.remote(leader, ControllerRequest::Register(r)).await? {
+        match self.call(ControllerRequest::Register(r)).await? {
             ControllerResponse::Register(r) => r,
-            _ => Err(ControllerError::Failed("an answer of another kind".into())),
+            _ => Err(other_kind()),
         }
     }
 
     pub async fn allocate_producer_ids(&self, broker_id: i32, floor: i64, size: i64) -> Result<(i64, i64), ControllerError> {
-        let leader = self.leader()?;
-        if leader == self.quorum.node_id() {
-            return self.local.allocate_producer_ids(broker_id, floor, size).await;
-        }
-        match self.remote(leader, ControllerRequest::AllocateProducerIds { broker_id, floor, size }).await? {
+        match self.call(ControllerRequest::AllocateProducerIds { broker_id, floor, size }).await? {
             ControllerResponse::AllocateProducerIds(r) => r,
-            _ => Err(ControllerError::Failed("an answer of another kind".into())),
+            _ => Err(other_kind()),
         }
     }
 
     pub async fn heartbeat(&self, broker_id: i32, broker_epoch: i64) -> Result<HeartbeatReply, ControllerError> {
-        let leader = self.leader()?;
-        if leader == self.quorum.node_id() {
-            return self.local.heartbeat(broker_id, broker_epoch).await;
-        }
-        match self.remote(leader, ControllerRequest::Heartbeat { broker_id, broker_epoch }).await? {
+        match self.call(ControllerRequest::Heartbeat { broker_id, broker_epoch }).await? {
             ControllerResponse::Heartbeat(r) => r,
-            _ => Err(ControllerError::Failed("an answer of another kind".into())),
+            _ => Err(other_kind()),
         }
     }
+
+    /// A metadata change (topics, configs): the offset of the batch that holds it.
+    pub async fn write(&self, req: ControllerRequest) -> Result<u64, ControllerError> {
+        match self.call(req).await? {
+            ControllerResponse::Written(r) => r,
+            _ => Err(other_kind()),
+        }
+    }
+}
+
+fn other_kind() -> ControllerError {
+    ControllerError::Failed("the controller answered with a response of another kind".into())
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 /// A topic found on a node's disk but not in the metadata log (a data directory from
 /// before the metadata log, or an internal topic a coordinator made), with all its
 /// partitions on `broker`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AdoptedTopic {
     pub name: String,
     pub id: Uuid,
@@ -57,22 +57,60 @@ fn partition_records(topic_id: Uuid, first: i32, placed: Vec<Vec<i32>>) -> impl 
     })
 }
 
+/// Kafka's checks of a manual assignment: every partition has replicas, none twice, all
+/// of one count, every broker registered.
+fn check_assignments(image: &MetadataImage, assignments: &[Vec<i32>]) -> Result<(), ControllerError> {
+    let bad = |m: String| Err(ControllerError::InvalidAssignment(m));
+    let rf = assignments.first().map_or(0, |a| a.len());
+    for (p, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() {
+            return bad(format!("partition {p} has no replicas"));
+        }
+        if replicas.len() != rf {
+            return bad(format!("partition {p} has {} replicas, partition 0 has {rf}: all must have the same count", replicas.len()));
+        }
+        let mut sorted = replicas.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != replicas.len() {
+            return bad(format!("partition {p} names a broker twice: {replicas:?}"));
+        }
+        if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+            return bad(format!("broker {b} of partition {p}'s assignment is not registered"));
+        }
+    }
+    Ok(())
+}
+
 fn candidates(image: &MetadataImage) -> Vec<Candidate> {
     image.unfenced_brokers().map(|b| Candidate { id: b.id, rack: b.rack.clone() }).collect()
 }
 
 impl QuorumController {
     /// Writes a new topic: `TopicRecord`, a `PartitionRecord` per partition (replicas
-    /// placed over the unfenced brokers, the first leads, all in the ISR) and its configs,
-    /// as one batch. Returns the batch's offset.
-    pub async fn create_topic(&self, name: &str, id: Uuid, partitions: i32, rf: i16, configs: BTreeMap<String, String>) -> Result<u64, ControllerError> {
+    /// placed over the unfenced brokers, or as `assignments` give them; the first leads,
+    /// all in the ISR) and its configs, as one batch. Returns the batch's offset.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        rf: i16,
+        assignments: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<u64, ControllerError> {
         self.check_leader().await?;
         let _turn = self.writes.lock().await;
         let image = self.quorum.image().borrow().clone();
         if image.topic(name).is_some() || image.topics.contains_key(&id) {
             return Err(ControllerError::TopicExists(name.to_string()));
         }
-        let placed = place(&candidates(&image), 0, partitions, rf, seed()).map_err(|e| ControllerError::Placement(e.to_string()))?;
+        let placed = if assignments.is_empty() {
+            place(&candidates(&image), 0, partitions, rf, seed()).map_err(|e| ControllerError::Placement(e.to_string()))?
+        } else {
+            check_assignments(&image, &assignments)?;
+            assignments
+        };
         let mut records = vec![MetadataRecord::TopicRecord { name: name.to_string(), topic_id: id }];
         records.extend(partition_records(id, 0, placed));
         records.extend(config_records(name, None, &configs));

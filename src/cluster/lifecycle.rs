@@ -130,13 +130,30 @@ pub async fn run_broker_lifecycle(channel: Arc<ControllerChannel>, cfg: Arc<Brok
 }
 
 /// Waits until this broker is registered and unfenced and the topics on disk are in the
-/// metadata log (the lone node, at start).
-pub async fn wait_until_ready(quorum: &dyn MetadataQuorum, node_id: i32, wait: Duration) -> anyhow::Result<()> {
+/// metadata log. The lone node gives up after `wait`; a node of several waits for its
+/// quorum as long as it takes (its peers may start later), saying so every ten seconds.
+pub async fn wait_until_ready(quorum: &dyn MetadataQuorum, node_id: i32, lone: bool, wait: Duration) -> anyhow::Result<()> {
     let mut rx = quorum.image();
-    let ready = tokio::time::timeout(wait, rx.wait_for(|img| img.migrated && img.brokers.get(&node_id).is_some_and(|b| !b.fenced))).await;
-    match ready {
-        Ok(Ok(_)) => Ok(()),
-        _ => anyhow::bail!("the broker did not register with its own metadata quorum within {wait:?}; check the metadata log directory"),
+    let started = Instant::now();
+    loop {
+        let ready = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|img| img.migrated && img.brokers.get(&node_id).is_some_and(|b| !b.fenced))).await;
+        match ready {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(_)) => anyhow::bail!("the metadata quorum stopped before this broker registered"),
+            Err(_) if lone && started.elapsed() >= wait => {
+                anyhow::bail!("the broker did not register with its own metadata quorum within {wait:?}; check the metadata log directory")
+            }
+            Err(_) if lone => {}
+            Err(_) => {
+                let s = quorum.status();
+                tracing::warn!(
+                    node = node_id,
+                    leader = ?s.leader_id,
+                    waited_s = started.elapsed().as_secs(),
+                    "waiting to register with the active controller before serving; are a majority of controller.quorum.voters running and reachable?"
+                );
+            }
+        }
     }
 }
 

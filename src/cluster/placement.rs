@@ -14,7 +14,7 @@ pub struct Candidate {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlacementError {
-    #[error("replication factor {rf} is larger than the {brokers} available brokers")]
+    #[error("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered.")]
     NotEnoughBrokers { rf: i16, brokers: usize },
     #[error("replication factor must be at least 1, got {0}")]
     BadReplicationFactor(i16),

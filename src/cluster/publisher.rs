@@ -11,9 +11,12 @@
 //! Dynamic broker configs (the cluster-wide default and this node's) follow the log the
 //! same way, once the node's own have been recorded in it.
 //!
-//! Today this runs on the lone node, which hosts every partition.
+//! Every broker keeps every topic's partitions on disk, as the lone node always has: the
+//! handlers answer existence, configs and offsets questions from its logs, and only the
+//! partitions a broker leads (the image says which) take records. Followers become real
+//! in the replication part; until then the other replicas' logs stay empty.
 
-use super::controller::QuorumController;
+use super::controller_rpc::{ControllerChannel, ControllerRequest};
 use super::controller_topics::AdoptedTopic;
 use super::image::MetadataImage;
 use super::quorum::MetadataQuorum;
@@ -64,7 +67,7 @@ impl MetadataPublisher {
             }
         }
         for t in img.topics.values() {
-            let hosted = t.partitions.iter().filter(|(_, p)| p.replicas.contains(&self.node_id)).map(|(i, _)| i + 1).max().unwrap_or(0);
+            let hosted = t.partitions.keys().map(|i| i + 1).max().unwrap_or(0);
             if hosted == 0 {
                 continue;
             }
@@ -121,7 +124,7 @@ impl MetadataPublisher {
 
     /// Follows the image until `cancel`: a pass at every change, and every second while a
     /// pass left something undone.
-    pub async fn run(self: Arc<Self>, quorum: Arc<dyn MetadataQuorum>, controller: Arc<QuorumController>, cancel: CancellationToken) {
+    pub async fn run(self: Arc<Self>, quorum: Arc<dyn MetadataQuorum>, controller: Arc<ControllerChannel>, cancel: CancellationToken) {
         let mut rx = quorum.image();
         let mut prev = Arc::new(MetadataImage::default());
         loop {
@@ -139,7 +142,8 @@ impl MetadataPublisher {
             if !adopt.is_empty() || !img.migrated {
                 let cfg = self.logs.broker_config();
                 let broker_configs = vec![(String::new(), cfg.dynamic_default.clone()), (self.node_id.to_string(), cfg.dynamic_broker.clone())];
-                if let Err(e) = controller.adopt_topics(self.node_id, adopt, true, broker_configs).await {
+                let req = ControllerRequest::AdoptTopics { broker: self.node_id, topics: adopt, migration: true, broker_configs };
+                if let Err(e) = controller.write(req).await {
                     tracing::debug!(error = %e, "recording local topics in the metadata log did not happen yet");
                 }
             }

@@ -1,5 +1,6 @@
-//! CreateTopics: partitions and configs validated as Kafka does; one node means a
-//! replication factor of 1 and manual assignments naming only this node.
+//! CreateTopics: partitions, replication and configs validated as Kafka does, then
+//! written by the active controller, which places the replicas over the unfenced brokers
+//! (or takes the manual assignments, checked against the registered brokers).
 
 use super::describe_configs::describe_topic;
 use super::{str_bytes, Ctx, Error, Outcome};
@@ -15,6 +16,7 @@ pub fn topic_error(e: &TopicError) -> Error {
         TopicError::InvalidName(_) => Error::InvalidTopicException,
         TopicError::InvalidPartitions(_) => Error::InvalidPartitions,
         TopicError::InvalidReplicationFactor(_) => Error::InvalidReplicationFactor,
+        TopicError::InvalidReplicaAssignment(_) => Error::InvalidReplicaAssignment,
         TopicError::InvalidConfig(_) => Error::InvalidConfig,
         TopicError::Unknown(_) => Error::UnknownTopicOrPartition,
         TopicError::ResourceLimit(_) => Error::PolicyViolation,
@@ -22,33 +24,44 @@ pub fn topic_error(e: &TopicError) -> Error {
     }
 }
 
-fn plan(ctx: &Ctx<'_>, t: &CreatableTopic) -> Result<(i32, BTreeMap<String, String>), (Error, String)> {
-    let node = ctx.node_id();
-    let (partitions, rf) = if !t.assignments.is_empty() {
+/// What a topic of the request asks for: partitions, replication factor, manual assignments.
+struct Plan {
+    partitions: i32,
+    rf: i16,
+    assignments: Vec<Vec<i32>>,
+    overrides: BTreeMap<String, String>,
+}
+
+fn plan(ctx: &Ctx<'_>, t: &CreatableTopic) -> Result<Plan, (Error, String)> {
+    let (partitions, rf, assignments) = if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
             return Err((Error::InvalidRequest, "give either assignments or num_partitions/replication_factor".into()));
         }
-        let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
-        indexes.sort_unstable();
-        if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
+        let mut sorted: Vec<&_> = t.assignments.iter().collect();
+        sorted.sort_by_key(|a| a.partition_index);
+        if sorted.iter().enumerate().any(|(i, a)| a.partition_index != i as i32) {
             return Err((Error::InvalidReplicaAssignment, "partition indexes must be 0..n without gaps".into()));
         }
-        for a in &t.assignments {
-            if a.broker_ids.iter().map(|b| b.0).ne([node]) {
-                return Err((Error::InvalidReplicaAssignment, format!("only broker {node} exists; each partition must be assigned to it alone")));
-            }
-        }
-        (t.assignments.len() as i32, 1)
+        let assignments: Vec<Vec<i32>> = sorted.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
+        (assignments.len() as i32, assignments[0].len() as i16, assignments)
     } else {
         let p = if t.num_partitions == -1 { ctx.state.config.num_partitions } else { t.num_partitions };
         let rf = if t.replication_factor == -1 { ctx.state.config.default_replication_factor } else { t.replication_factor };
-        (p, rf)
+        (p, rf, Vec::new())
     };
     if rf <= 0 {
         return Err((Error::InvalidReplicationFactor, "replication factor must be larger than 0".into()));
     }
-    if rf > 1 {
-        return Err((Error::InvalidReplicationFactor, format!("Replication factor: {rf} larger than available brokers: 1.")));
+    let image = ctx.state.quorum.image().borrow().clone();
+    if let Some(b) = assignments.iter().flatten().find(|b| !image.brokers.contains_key(b)) {
+        return Err((Error::InvalidReplicaAssignment, format!("broker {b} in the replica assignment is not registered")));
+    }
+    let brokers = image.unfenced_brokers().count();
+    if assignments.is_empty() && rf as usize > brokers {
+        let msg = format!(
+            "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."
+        );
+        return Err((Error::InvalidReplicationFactor, msg));
     }
     let mut overrides = BTreeMap::new();
     for c in &t.configs {
@@ -59,7 +72,7 @@ fn plan(ctx: &Ctx<'_>, t: &CreatableTopic) -> Result<(i32, BTreeMap<String, Stri
             None => return Err((Error::InvalidConfig, format!("null value for config {}", &*c.name))),
         }
     }
-    Ok((partitions, overrides))
+    Ok(Plan { partitions, rf, assignments, overrides })
 }
 
 pub async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> Outcome {
@@ -79,19 +92,21 @@ pub async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> Outcome {
             continue;
         }
         let created = match plan(ctx, t) {
-            Ok((partitions, overrides)) => {
+            Ok(p) => {
                 // Through the metadata log; directories and files are made on the blocking
                 // pool: a topic of thousands of partitions must not hold a serving thread.
+                let rf = p.rf;
                 ctx.state
                     .topic_admin
-                    .create_topic(t.name.as_str(), partitions, overrides, req.validate_only)
+                    .create_topic(t.name.as_str(), p.partitions, p.rf, p.assignments, p.overrides, req.validate_only)
                     .await
+                    .map(|topic| (topic, rf))
                     .map_err(|e| (topic_error(&e), e.to_string()))
             }
             Err(e) => Err(e),
         };
         topics.push(match created {
-            Ok(topic) => {
+            Ok((topic, rf)) => {
                 let configs = describe_topic(ctx.state, &topic)
                     .into_iter()
                     .map(|d| {
@@ -103,8 +118,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> Outcome {
                     .collect();
                 result
                     .with_topic_id(topic.id)
-                    .with_num_partitions(if req.validate_only { plan(ctx, t).map(|p| p.0).unwrap_or(-1) } else { topic.partitions.len() as i32 })
-                    .with_replication_factor(1)
+                    .with_num_partitions(if req.validate_only { plan(ctx, t).map(|p| p.partitions).unwrap_or(-1) } else { topic.partitions.len() as i32 })
+                    .with_replication_factor(rf)
                     .with_configs(Some(configs))
             }
             Err((e, msg)) => result.with_error_code(e.code()).with_error_message(Some(str_bytes(&msg))),

@@ -65,7 +65,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> Outcome {
                     Some(t) => Ok(t),
                     None if auto_create => {
                         let parts = ctx.state.config.num_partitions;
-                        match ctx.state.topic_admin.create_topic(name, parts, BTreeMap::new(), false).await {
+                        let rf = ctx.state.config.default_replication_factor;
+                        match ctx.state.topic_admin.create_topic(name, parts, rf, Vec::new(), BTreeMap::new(), false).await {
                             Ok(t) => Ok(t),
                             Err(TopicError::AlreadyExists(_)) => logs.topic(name).ok_or(Error::UnknownTopicOrPartition),
                             Err(TopicError::InvalidName(_)) => Err(Error::InvalidTopicException),

@@ -92,10 +92,9 @@ impl Broker {
             local_addrs.push(local);
             listeners.push((l.name.clone(), listener));
         }
-        // The lone node's topics live in the metadata log; an experimental cluster's nodes
-        // still keep their own.
-        let publisher = config.cluster.is_lone().then(|| MetadataPublisher::new(logs.clone(), config.node_id));
-        let topic_admin = TopicAdmin::new(logs.clone(), publisher.clone().map(|p| (controller.clone(), p)));
+        // Topics live in the metadata log; the local logs follow it.
+        let publisher = MetadataPublisher::new(logs.clone(), config.node_id);
+        let topic_admin = TopicAdmin::new(logs.clone(), channel.clone(), publisher.clone());
         let cleaner = Arc::new(LogCleaner::new(logs.clone(), config.cleaner.clone())?);
         cleaner.start();
         let state = Arc::new(BrokerState {
@@ -138,19 +137,18 @@ impl Broker {
                 }
             });
         }
-        tracker.spawn(crate::cluster::lifecycle::run_broker_lifecycle(channel, config.clone(), end_points, cancel.clone()));
+        tracker.spawn(crate::cluster::lifecycle::run_broker_lifecycle(channel.clone(), config.clone(), end_points, cancel.clone()));
         tracker.spawn(crate::cluster::lifecycle::run_controller_timers(controller.clone(), cancel.clone()));
-        if let Some(p) = publisher {
-            let p_ready = p.clone();
-            tracker.spawn(p.run(quorum.clone(), controller, cancel.clone()));
+        {
+            tracker.spawn(publisher.clone().run(quorum.clone(), channel, cancel.clone()));
             // Serve once this broker can lead partitions and the topics on disk are in the
             // metadata log: a CreateTopics at once must find both.
-            crate::cluster::lifecycle::wait_until_ready(&*quorum, config.node_id, Duration::from_secs(30)).await?;
+            crate::cluster::lifecycle::wait_until_ready(&*quorum, config.node_id, config.cluster.is_lone(), Duration::from_secs(30)).await?;
             // And once the local logs match the metadata log as it stands (a topic whose
             // creation a crash interrupted is completed first), as a Kafka broker catches
             // up with the metadata log before it serves.
             let at = quorum.image().borrow().offset;
-            if let Err(e) = p_ready.wait_applied(at, Duration::from_secs(600)).await {
+            if let Err(e) = publisher.wait_applied(at, Duration::from_secs(600)).await {
                 tracing::error!(error = %e, "serving before the local logs match the metadata log");
             }
         }

@@ -63,6 +63,8 @@ pub enum TopicError {
     InvalidPartitions(String),
     #[error("{0}")]
     InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error(transparent)]
     InvalidConfig(#[from] ConfigError),
     #[error("topic '{0}' does not exist")]

@@ -54,12 +54,23 @@ impl Ferrite {
 
     /// `start` with environment variables set for the process.
     pub fn start_with_env(dir: &Path, port: u16, overrides: &[(&str, &str)], env: &[(&str, &str)]) -> Self {
+        let f = Self::spawn_with_env(dir, port, overrides, env);
+        f.wait_serving();
+        f
+    }
+
+    /// Starts the process without waiting for it to serve: a node of a cluster serves only
+    /// once a majority of its quorum runs.
+    pub fn spawn_with_env(dir: &Path, port: u16, overrides: &[(&str, &str)], env: &[(&str, &str)]) -> Self {
         let mut c = command(dir, port, overrides);
         c.envs(env.iter().map(|(k, v)| (*k, *v)));
         let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferrite starts");
-        let f = Ferrite { child, port };
-        super::wait_for_broker(&f.bootstrap(), Duration::from_secs(60));
-        f
+        Ferrite { child, port }
+    }
+
+    /// Waits until the broker answers ApiVersions.
+    pub fn wait_serving(&self) {
+        super::wait_for_broker(&self.bootstrap(), Duration::from_secs(60));
     }
 
     /// Starts a broker whose open-file limit (soft and hard, as `ulimit -n` sets them) is
