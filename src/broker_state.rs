@@ -3,6 +3,7 @@
 //! `server` (which accepts connections) and `handlers` (which answer requests) both use it
 //! without importing each other.
 
+use crate::cluster::metadata_cache::MetadataCache;
 use crate::cluster::quorum::MetadataQuorum;
 use crate::cluster::topic_admin::TopicAdmin;
 use crate::config::BrokerConfig;
@@ -43,6 +44,8 @@ pub struct BrokerState {
     pub request_pool: request_pool::RequestPool,
     /// The controller quorum as this node takes part in it (its image, its status).
     pub quorum: Arc<dyn MetadataQuorum>,
+    /// The metadata image as handlers ask it (leaders, live brokers, endpoints).
+    pub metadata: MetadataCache,
     /// Topic creation, growth, deletion and configs, through the metadata log.
     pub topic_admin: TopicAdmin,
 }

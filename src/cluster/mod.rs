@@ -3,6 +3,7 @@
 //!
 //! - `records`: the metadata log's records, with KRaft's names;
 //! - `image`: `MetadataImage`, what the records add up to; every broker answers from it;
+//! - `metadata_cache`: what handlers ask the image (`MetadataCache`): leaders, endpoints;
 //! - `quorum`: `MetadataQuorum`, the narrow face of the consensus engine;
 //! - `raft`: that face on openraft, with the log and snapshots on disk;
 //! - `rpc`: frames on the controller listener;
@@ -21,6 +22,7 @@ pub mod controller_topics;
 pub mod controller_rpc;
 pub mod image;
 pub mod lifecycle;
+pub mod metadata_cache;
 pub mod placement;
 pub mod publisher;
 pub mod quorum;

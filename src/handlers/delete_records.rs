@@ -3,12 +3,14 @@
 //! does not bring the records back, and a checkpoint that could not be written is answered
 //! KAFKA_STORAGE_ERROR, never success.
 
+use super::not_leader::Leadership;
 use super::{code, Ctx, Error, Outcome};
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 pub async fn handle(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> Outcome {
     let logs = &ctx.state.logs;
+    let mut leadership = Leadership::new(ctx);
     let mut topics: Vec<DeleteRecordsTopicResult> = req
         .topics
         .iter()
@@ -25,6 +27,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> Outcome {
                         };
                         if internal {
                             return r.with_error_code(Error::PolicyViolation.code());
+                        }
+                        if leadership.check(topic.as_ref().map_or(uuid::Uuid::nil(), |t| t.id), p.partition_index).is_err() {
+                            return r.with_error_code(Error::NotLeaderOrFollower.code());
                         }
                         match partition.delete_records(p.offset) {
                             Ok(Some(start)) => r.with_low_watermark(start),

@@ -2,15 +2,20 @@
 //! `partition_max_bytes` but always at least one batch (KIP-74), long-polled until
 //! `min_bytes` arrive or `max_wait_ms` passes — woken by appends, never by polling.
 //!
+//! A partition another broker leads is answered NOT_LEADER_OR_FOLLOWER with that leader
+//! and its address (KIP-951).
+//!
 //! Fetch sessions (KIP-227) are answered sessionless: session id 0 and a full response
 //! every time, which the protocol allows and every client handles.
 
 use super::fetch_response::{self, FetchOut, TopicOut};
-use super::{check_leader_epoch, code, Ctx, Error, Outcome};
+use super::not_leader::Leadership;
+use super::{check_leader_epoch, code, str_bytes, Ctx, Error, Outcome};
+use crate::cluster::metadata_cache::NotLeader;
 use crate::storage::{FileSlice, Partition, ReadError, Topic};
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, ProducerId, TopicName};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +30,8 @@ struct Wanted {
     topic_index: usize,
     req: FetchPartition,
     partition: Result<Arc<Partition>, Error>,
+    /// The partition's leader epoch (this broker leads it), or who leads instead.
+    leader: Result<i32, NotLeader>,
 }
 
 fn empty_partition(index: i32, err: Option<Error>) -> PartitionData {
@@ -53,7 +60,16 @@ async fn read_all(wanted: &[Wanted], max_bytes: i32, read_committed: bool) -> (V
                 continue;
             }
         };
-        if let Some(e) = check_leader_epoch(w.req.current_leader_epoch) {
+        let leader_epoch = match w.leader {
+            Ok(epoch) => epoch,
+            Err(nl) => {
+                any_error = true;
+                let leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(nl.leader)).with_leader_epoch(nl.epoch);
+                out.push((empty_partition(index, Some(Error::NotLeaderOrFollower)).with_current_leader(leader), None));
+                continue;
+            }
+        };
+        if let Some(e) = check_leader_epoch(w.req.current_leader_epoch, leader_epoch) {
             any_error = true;
             out.push((empty_partition(index, Some(e)), None));
             continue;
@@ -123,13 +139,14 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> Outcome {
         None
     };
     if let Some(e) = session_error {
-        let out = FetchOut { error_code: e.code(), session_id: 0, topics: Vec::new() };
+        let out = FetchOut { error_code: e.code(), session_id: 0, topics: Vec::new(), node_endpoints: Vec::new() };
         return encode(ctx, out);
     }
 
     let logs = &ctx.state.logs;
     let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(req.topics.len());
     let mut wanted = Vec::new();
+    let mut leadership = Leadership::new(ctx);
     for t in req.topics {
         let topic: Option<Arc<Topic>> = if by_id { logs.topic_by_id(t.topic_id) } else { logs.topic(&t.topic) };
         let unknown = if by_id { Error::UnknownTopicId } else { Error::UnknownTopicOrPartition };
@@ -138,7 +155,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> Outcome {
                 Some(topic) => topic.partition(p.partition).cloned().ok_or(Error::UnknownTopicOrPartition),
                 None => Err(unknown),
             };
-            wanted.push(Wanted { topic_index: topics.len(), req: p, partition });
+            let leader = leadership.check(topic.as_ref().map_or(Uuid::nil(), |t| t.id), p.partition);
+            wanted.push(Wanted { topic_index: topics.len(), req: p, partition, leader });
         }
         topics.push((t.topic, t.topic_id));
     }
@@ -148,7 +166,18 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> Outcome {
     let min_bytes = req.min_bytes.max(0) as u64;
     // Subscribe before the first read so an append between the read and the wait still wakes us.
     let mut watchers: Vec<watch::Receiver<i64>> =
-        wanted.iter().filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe())).collect();
+        wanted.iter().filter(|w| w.leader.is_ok()).filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe())).collect();
+    let node_endpoints = leadership
+        .endpoints(&ctx.conn.listener)
+        .into_iter()
+        .map(|e| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(e.id))
+                .with_host(str_bytes(&e.host))
+                .with_port(e.port as i32)
+                .with_rack(e.rack.as_deref().map(str_bytes))
+        })
+        .collect();
     let results = loop {
         for w in watchers.iter_mut() {
             w.borrow_and_update();
@@ -170,7 +199,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> Outcome {
     for (w, r) in wanted.iter().zip(results) {
         out_topics[w.topic_index].partitions.push(r);
     }
-    encode(ctx, FetchOut { error_code: 0, session_id: 0, topics: out_topics })
+    encode(ctx, FetchOut { error_code: 0, session_id: 0, topics: out_topics, node_endpoints })
 }
 
 fn encode(ctx: &Ctx<'_>, out: FetchOut) -> Outcome {

@@ -8,7 +8,7 @@
 use crate::response_frame::{encode_header, Chunk, ResponseFrame};
 use crate::storage::FileSlice;
 use bytes::{BufMut, BytesMut};
-use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::fetch_response::{NodeEndpoint, PartitionData};
 use kafka_protocol::messages::{ApiKey, TopicName};
 use kafka_protocol::protocol::Encodable;
 use uuid::Uuid;
@@ -23,6 +23,8 @@ pub struct FetchOut {
     pub error_code: i16,
     pub session_id: i32,
     pub topics: Vec<TopicOut>,
+    /// KIP-951: where the leaders named in partitions' `current_leader` listen (v16+).
+    pub node_endpoints: Vec<NodeEndpoint>,
 }
 
 enum Piece {
@@ -119,7 +121,20 @@ pub fn encode(version: i16, correlation_id: i32, out: FetchOut) -> anyhow::Resul
         }
     }
     if flexible {
-        b.buf.put_u8(0); // response tagged fields (no node_endpoints: we lead everything)
+        if version >= 16 && !out.node_endpoints.is_empty() {
+            // One tagged field: tag 0, its size, a compact array of endpoints.
+            let mut field = BytesMut::new();
+            put_uvarint(&mut field, out.node_endpoints.len() as u32 + 1);
+            for e in &out.node_endpoints {
+                e.encode(&mut field, version)?;
+            }
+            b.buf.put_u8(1);
+            put_uvarint(&mut b.buf, 0);
+            put_uvarint(&mut b.buf, field.len() as u32);
+            b.buf.put_slice(&field);
+        } else {
+            b.buf.put_u8(0); // response tagged fields
+        }
     }
     let tail = std::mem::take(&mut b.buf);
     b.pieces.push(Piece::Mem(tail));
@@ -147,4 +162,52 @@ pub fn encode(version: i16, correlation_id: i32, out: FetchOut) -> anyhow::Resul
         })
         .collect();
     Ok(ResponseFrame { chunks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response_frame::Chunk;
+    use bytes::Buf;
+    use kafka_protocol::messages::fetch_response::LeaderIdAndEpoch;
+    use kafka_protocol::messages::{BrokerId, FetchResponse, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+
+    fn decode(version: i16, out: FetchOut) -> FetchResponse {
+        let frame = encode(version, 7, out).unwrap();
+        let mut bytes = BytesMut::new();
+        for c in frame.chunks {
+            match c {
+                Chunk::Bytes(b) => bytes.put_slice(&b),
+                Chunk::File(_) => unreachable!("no records here"),
+            }
+        }
+        let mut buf = bytes.freeze();
+        assert_eq!(buf.get_i32() as usize, buf.len());
+        let header = ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, 7);
+        let resp = FetchResponse::decode(&mut buf, version).unwrap();
+        assert!(buf.is_empty());
+        resp
+    }
+
+    #[test]
+    fn a_not_leader_partition_carries_its_leader_and_the_leader_endpoint_from_v16() {
+        let leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(2)).with_leader_epoch(4);
+        let pd = PartitionData::default().with_partition_index(3).with_error_code(6).with_current_leader(leader.clone());
+        let endpoint = NodeEndpoint::default().with_node_id(BrokerId(2)).with_host(StrBytes::from_static_str("h2")).with_port(9093);
+        for version in [12, 15, 16, 17] {
+            let out = FetchOut {
+                error_code: 0,
+                session_id: 0,
+                topics: vec![TopicOut { name: TopicName(StrBytes::from_static_str("t")), id: Uuid::from_u128(1), partitions: vec![(pd.clone(), None)] }],
+                node_endpoints: vec![endpoint.clone()],
+            };
+            let resp = decode(version, out);
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!((p.partition_index, p.error_code, &p.current_leader), (3, 6, &leader), "v{version}");
+            let expected = if version >= 16 { vec![endpoint.clone()] } else { Vec::new() };
+            assert_eq!(resp.node_endpoints, expected, "v{version}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max-timestamp (-3, KIP-734), earliest-local
 //! (-4) and latest-tiered (-5, KIP-1005), and the first offset at or after a timestamp.
 
+use super::not_leader::Leadership;
 use super::{check_leader_epoch, Ctx, Error, Outcome};
 use crate::storage::Partition;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
@@ -30,6 +31,7 @@ fn lookup(p: &Partition, ts: i64, read_committed: bool) -> Result<(i64, i64), Er
 pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> Outcome {
     let logs = &ctx.state.logs;
     let version = ctx.version;
+    let mut leadership = Leadership::new(ctx);
     let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
@@ -42,15 +44,19 @@ pub async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> Outcome {
                 .map(|p| {
                     let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                     let partition = topic.as_ref().and_then(|topic| topic.partition(p.partition_index));
-                    let result = match (partition, check_leader_epoch(p.current_leader_epoch)) {
+                    let leader = leadership.check(topic.as_ref().map_or(uuid::Uuid::nil(), |t| t.id), p.partition_index);
+                    let result = match (partition, leader) {
                         (None, _) => Err(Error::UnknownTopicOrPartition),
-                        (_, Some(e)) => Err(e),
-                        (Some(part), None) => lookup(part, p.timestamp, read_committed),
+                        (_, Err(_)) => Err(Error::NotLeaderOrFollower),
+                        (Some(part), Ok(epoch)) => match check_leader_epoch(p.current_leader_epoch, epoch) {
+                            Some(e) => Err(e),
+                            None => lookup(part, p.timestamp, read_committed).map(|(o, t)| (o, t, epoch)),
+                        },
                     };
                     match result {
                         // The leader epoch field exists from v4 on.
-                        Ok((offset, timestamp)) => resp.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(
-                            if offset >= 0 && version >= 4 { crate::LEADER_EPOCH } else { -1 },
+                        Ok((offset, timestamp, epoch)) => resp.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(
+                            if offset >= 0 && version >= 4 { epoch } else { -1 },
                         ),
                         Err(e) => resp.with_error_code(e.code()).with_offset(-1).with_timestamp(-1),
                     }

@@ -1,8 +1,11 @@
-//! Metadata: the one broker, the cluster id, and topics with their partitions (this node
-//! leads every partition at leader epoch 0). Creates missing topics when
-//! `auto.create.topics.enable` and the client allow it.
+//! Metadata: the live brokers, the active controller, the cluster id, and topics with
+//! their partitions' leaders, epochs, replicas, ISR and offline replicas — all from the
+//! metadata image, the same on every broker. Creates missing topics (through the
+//! controller) when `auto.create.topics.enable` and the client allow it.
 
 use super::{str_bytes, Ctx, Error, Outcome};
+use crate::cluster::image::MetadataImage;
+use crate::cluster::records::NO_LEADER;
 use crate::storage::{Topic, TopicError};
 use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
@@ -16,26 +19,47 @@ const TOPIC_OPS_ALL: i32 = 0b1111_1111_1000;
 /// Every cluster operation granted (no ACLs are enforced).
 pub const CLUSTER_OPS_ALL: i32 = 0b1111_1111_1000;
 
-pub fn describe_topic(topic: &Topic, node: i32, ops: i32) -> MetadataResponseTopic {
+/// A topic's partitions as the metadata image has them: leader (-1 while its broker is
+/// fenced: LEADER_NOT_AVAILABLE), leader epoch, replicas, in-sync replicas that are alive
+/// (the last one stays, as Kafka keeps it), offline replicas. A topic the image does not
+/// know yet (the lone node's internal topics before they are recorded) is this node's.
+fn describe_topic(topic: &Topic, image: &MetadataImage, node: i32, ops: i32) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let r = MetadataResponsePartition::default().with_partition_index(p.index);
+            match image.partition(topic.id, p.index) {
+                Some(reg) => {
+                    let leader = image.live_leader(reg);
+                    let offline = image.offline_replicas(reg);
+                    let mut isr: Vec<i32> = reg.isr.iter().copied().filter(|b| !offline.contains(b)).collect();
+                    if isr.is_empty() {
+                        isr = reg.isr.clone();
+                    }
+                    let error = if leader == NO_LEADER { Error::LeaderNotAvailable.code() } else { 0 };
+                    r.with_error_code(error)
+                        .with_leader_id(BrokerId(leader))
+                        .with_leader_epoch(reg.leader_epoch)
+                        .with_replica_nodes(ids(&reg.replicas))
+                        .with_isr_nodes(ids(&isr))
+                        .with_offline_replicas(ids(&offline))
+                }
+                None => r
+                    .with_leader_id(BrokerId(node))
+                    .with_leader_epoch(crate::LEADER_EPOCH)
+                    .with_replica_nodes(vec![BrokerId(node)])
+                    .with_isr_nodes(vec![BrokerId(node)]),
+            }
+        })
+        .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&topic.name))))
         .with_topic_id(topic.id)
         .with_is_internal(topic.is_internal())
         .with_topic_authorized_operations(ops)
-        .with_partitions(
-            topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    MetadataResponsePartition::default()
-                        .with_partition_index(p.index)
-                        .with_leader_id(BrokerId(node))
-                        .with_leader_epoch(crate::LEADER_EPOCH)
-                        .with_replica_nodes(vec![BrokerId(node)])
-                        .with_isr_nodes(vec![BrokerId(node)])
-                })
-                .collect(),
-        )
+        .with_partitions(partitions)
 }
 
 fn error_topic(name: Option<TopicName>, id: uuid::Uuid, err: Error, ops: i32) -> MetadataResponseTopic {
@@ -56,8 +80,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> Outcome {
         Some(t) => t.is_empty() && ctx.version == 0,
     };
     let mut topics = Vec::new();
+    let image = ctx.state.metadata.snapshot();
     if all {
-        topics = logs.topics().iter().map(|t| describe_topic(t, node, ops)).collect();
+        topics = logs.topics().iter().map(|t| describe_topic(t, &image, node, ops)).collect();
     } else {
         for wanted in req.topics.unwrap_or_default() {
             let found: Result<Arc<Topic>, Error> = match &wanted.name {
@@ -82,7 +107,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> Outcome {
                 None => logs.topic_by_id(wanted.topic_id).ok_or(Error::UnknownTopicId),
             };
             topics.push(match found {
-                Ok(t) => describe_topic(&t, node, ops),
+                Ok(t) => describe_topic(&t, &ctx.state.metadata.snapshot(), node, ops),
                 Err(e) => error_topic(wanted.name.clone(), wanted.topic_id, e, ops),
             });
         }

@@ -34,6 +34,7 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod metadata;
+mod not_leader;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
@@ -203,10 +204,12 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
 
 /// Leader-epoch fencing for a single node whose leader epoch is always 0: a client that
 /// knows a newer epoch is ahead of us, an older one is fenced, -1 means "not known".
-pub fn check_leader_epoch(current_leader_epoch: i32) -> Option<Error> {
+/// A request's `current_leader_epoch` against the partition's (`leader_epoch`): none
+/// given (-1) or equal passes; newer is UNKNOWN_LEADER_EPOCH, older FENCED_LEADER_EPOCH.
+pub fn check_leader_epoch(current_leader_epoch: i32, leader_epoch: i32) -> Option<Error> {
     match current_leader_epoch {
-        e if e < 0 || e == crate::LEADER_EPOCH => None,
-        e if e > crate::LEADER_EPOCH => Some(Error::UnknownLeaderEpoch),
+        e if e < 0 || e == leader_epoch => None,
+        e if e > leader_epoch => Some(Error::UnknownLeaderEpoch),
         _ => Some(Error::FencedLeaderEpoch),
     }
 }

@@ -1,13 +1,16 @@
 //! OffsetForLeaderEpoch: librdkafka ≥ 2.1 validates its position with it after a leader
-//! change. This node has had one leader epoch (0) for every partition, so epoch 0 ends at
-//! the log end offset and any later epoch is unknown.
+//! change. Every partition has had one leader epoch (0) so far — leadership moves only
+//! with replication — so epoch 0 ends at the log end offset and any later epoch is
+//! unknown. Partitions another broker leads are NOT_LEADER_OR_FOLLOWER.
 
+use super::not_leader::Leadership;
 use super::{check_leader_epoch, Ctx, Error, Outcome};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 pub async fn handle(ctx: &Ctx<'_>, req: OffsetForLeaderEpochRequest) -> Outcome {
     let logs = &ctx.state.logs;
+    let mut leadership = Leadership::new(ctx);
     let topics = req
         .topics
         .into_iter()
@@ -19,9 +22,15 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetForLeaderEpochRequest) -> Outcome 
                 .map(|p| {
                     let resp = EpochEndOffset::default().with_partition(p.partition);
                     let partition = topic.as_ref().and_then(|topic| topic.partition(p.partition));
-                    match (partition, check_leader_epoch(p.current_leader_epoch)) {
-                        (None, _) => resp.with_error_code(Error::UnknownTopicOrPartition.code()).with_leader_epoch(-1).with_end_offset(-1),
-                        (_, Some(e)) => resp.with_error_code(e.code()).with_leader_epoch(-1).with_end_offset(-1),
+                    let leader = leadership.check(topic.as_ref().map_or(uuid::Uuid::nil(), |t| t.id), p.partition);
+                    let failed = |e: Error| resp.clone().with_error_code(e.code()).with_leader_epoch(-1).with_end_offset(-1);
+                    let epoch_error = match leader {
+                        Ok(epoch) => check_leader_epoch(p.current_leader_epoch, epoch),
+                        Err(_) => Some(Error::NotLeaderOrFollower),
+                    };
+                    match (partition, epoch_error) {
+                        (None, _) => failed(Error::UnknownTopicOrPartition),
+                        (_, Some(e)) => failed(e),
                         (Some(part), None) if p.leader_epoch == crate::LEADER_EPOCH => {
                             resp.with_leader_epoch(crate::LEADER_EPOCH).with_end_offset(part.offsets().high_watermark)
                         }

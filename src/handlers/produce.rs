@@ -1,18 +1,20 @@
 //! Produce: validate each partition's batches (magic 2, CRC-32C, sizes, record framing),
 //! append them as they came with only their offsets stamped, and answer per partition.
 //! acks=0 gets no response; acks=1/-1 are answered after the append, and after the fsync
-//! when the flush policy (`flush.messages`, e.g. 1) asks for one.
+//! when the flush policy (`flush.messages`, e.g. 1) asks for one. A partition another
+//! broker leads is answered NOT_LEADER_OR_FOLLOWER with that leader (KIP-951).
 
 use crate::metrics::Metrics;
 use crate::storage::log::AppendError;
 use crate::storage::producer_state::ProducerError;
+use super::not_leader::Leadership;
 use super::{str_bytes, Ctx, Error, Outcome};
 use crate::storage::batch::{self, BatchError, BatchHeader};
 use crate::storage::recompress;
 use crate::storage::Partition;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 
 fn error_response(index: i32, err: Error, message: Option<String>) -> PartitionProduceResponse {
@@ -113,6 +115,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
     let logs = &ctx.state.logs;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let mut flushes: Vec<(Arc<Partition>, usize, usize, i64)> = Vec::new();
+    let mut leadership = Leadership::new(ctx);
     for topic_data in &req.topic_data {
         let topic = if ctx.version >= 13 { logs.topic_by_id(topic_data.topic_id) } else { logs.topic(&topic_data.name) };
         let unknown = if ctx.version >= 13 { Error::UnknownTopicId } else { Error::UnknownTopicOrPartition };
@@ -127,6 +130,11 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
                 parts.push(error_response(data.index, unknown, None));
                 continue;
             };
+            if let Err(nl) = leadership.check(topic.as_ref().map_or(uuid::Uuid::nil(), |t| t.id), data.index) {
+                let leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(nl.leader)).with_leader_epoch(nl.epoch);
+                parts.push(error_response(data.index, Error::NotLeaderOrFollower, None).with_current_leader(leader));
+                continue;
+            }
             let internal = [crate::coordinator::offsets_store::OFFSETS_TOPIC, crate::coordinator::transaction_coordinator::TXN_STATE_TOPIC];
             if internal.contains(&partition.topic.as_str()) {
                 let msg = format!("clients cannot write to the internal topic {}", partition.topic);
@@ -163,5 +171,16 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
     if acks == 0 {
         return Outcome::NoResponse;
     }
-    ctx.respond(&ProduceResponse::default().with_responses(responses))
+    let endpoints = leadership
+        .endpoints(&ctx.conn.listener)
+        .into_iter()
+        .map(|e| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(e.id))
+                .with_host(str_bytes(&e.host))
+                .with_port(e.port as i32)
+                .with_rack(e.rack.as_deref().map(str_bytes))
+        })
+        .collect();
+    ctx.respond(&ProduceResponse::default().with_responses(responses).with_node_endpoints(endpoints))
 }

@@ -112,6 +112,7 @@ impl Broker {
                 config.max_connections_per_ip_overrides.clone(),
             ),
             request_pool: request_pool::RequestPool::new(config.queued_max_request_bytes),
+            metadata: crate::cluster::metadata_cache::MetadataCache::new(config.node_id, quorum.image()),
             quorum: quorum.clone(),
             topic_admin,
         });
