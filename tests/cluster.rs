@@ -5,107 +5,11 @@
 
 mod common;
 
+use common::cluster::{cluster_view, eventually, format, node_keys, quorum_view, spawn, start, Node, CLUSTER_ID};
 use common::process::{free_port, Ferrite, TempDir};
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{ApiKey, DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::collections::BTreeMap;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-struct Node {
-    id: i32,
-    port: u16,
-    cport: u16,
-    dir: TempDir,
-}
-
-const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
-
-fn node_keys(node: &Node, voters: &str) -> Vec<(String, String)> {
-    let listeners = format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}", node.port, node.cport);
-    [
-        ("node.id", node.id.to_string()),
-        ("controller.quorum.voters", voters.to_string()),
-        ("listeners", listeners),
-        ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string()),
-        ("controller.listener.names", "CONTROLLER".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// `ferrite format --cluster-id` with the node's configuration, as `kafka-storage format`.
-fn format(node: &Node, voters: &str, cluster_id: &str) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"));
-    c.args(["--data-dir", node.dir.0.to_str().unwrap()]);
-    for (k, v) in node_keys(node, voters) {
-        c.args(["--override", &format!("{k}={v}")]);
-    }
-    c.args(["format", "--cluster-id", cluster_id]).output().unwrap()
-}
-
-fn start(node: &Node, voters: &str) -> Ferrite {
-    let f = spawn(node, voters);
-    f.wait_serving();
-    f
-}
-
-fn spawn(node: &Node, voters: &str) -> Ferrite {
-    let mut keys = node_keys(node, voters);
-    keys.extend(
-        [
-            ("advertised.listeners", format!("PLAINTEXT://127.0.0.1:{}", node.port)),
-            ("controller.quorum.election.timeout.ms", "500".to_string()),
-            ("broker.session.timeout.ms", "2000".to_string()),
-            ("broker.heartbeat.interval.ms", "300".to_string()),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
-    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    // Node 3 is given the cluster id as Kafka's image is, the others are formatted with it.
-    let env: &[(&str, &str)] =
-        if node.id == 3 { &[("FERRITE_EXPERIMENTAL_CLUSTER", "1"), ("CLUSTER_ID", CLUSTER_ID)] } else { &[("FERRITE_EXPERIMENTAL_CLUSTER", "1")] };
-    Ferrite::spawn_with_env(&node.dir.0, node.port, &keys, env)
-}
-
-fn connect(port: u16) -> Option<TcpStream> {
-    let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    Some(s)
-}
-
-/// (broker ids, controller id) as DescribeCluster from `port` has them.
-fn cluster_view(port: u16) -> (Vec<i32>, i32) {
-    let mut s = connect(port).expect("the broker accepts connections");
-    let resp: DescribeClusterResponse = common::raw::call(&mut s, ApiKey::DescribeCluster, 1, &DescribeClusterRequest::default());
-    (resp.brokers.iter().map(|b| b.broker_id.0).collect(), resp.controller_id.0)
-}
-
-/// (leader, voters) of the metadata quorum as `port` describes it.
-fn quorum_view(port: u16) -> (i32, Vec<i32>) {
-    let mut s = connect(port).expect("the broker accepts connections");
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let resp: DescribeQuorumResponse = common::raw::call(&mut s, ApiKey::DescribeQuorum, 1, &req);
-    let p = &resp.topics[0].partitions[0];
-    (p.leader_id.0, p.current_voters.iter().map(|v| v.replica_id.0).collect())
-}
-
-fn eventually<T: std::fmt::Debug>(what: &str, within: Duration, mut f: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        let v = f();
-        if ok(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: still {v:?} after {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn three_combined_nodes_form_one_quorum_fence_a_dead_broker_and_survive_the_controller() {

@@ -90,9 +90,15 @@ pub async fn start_quorum(cfg: &BrokerConfig) -> anyhow::Result<Arc<RaftQuorum>>
 /// (a new incarnation at every start), then heartbeats every `broker.heartbeat.interval.ms`;
 /// registers again when the controller no longer knows this incarnation. Runs until
 /// `cancel`.
-pub async fn run_broker_lifecycle(channel: Arc<ControllerChannel>, cfg: Arc<BrokerConfig>, end_points: Vec<BrokerEndpoint>, cancel: CancellationToken) {
+pub async fn run_broker_lifecycle(
+    channel: Arc<ControllerChannel>,
+    cfg: Arc<BrokerConfig>,
+    incarnation_id: Uuid,
+    end_points: Vec<BrokerEndpoint>,
+    cancel: CancellationToken,
+) {
     let interval = Duration::from_millis(cfg.cluster.heartbeat_interval_ms);
-    let registration = Registration { broker_id: cfg.node_id, incarnation_id: Uuid::new_v4(), end_points, rack: cfg.cluster.rack.clone() };
+    let registration = Registration { broker_id: cfg.node_id, incarnation_id, end_points, rack: cfg.cluster.rack.clone() };
     let mut epoch: Option<i64> = None;
     let mut failures = 0u32;
     let mut failed = |e: ControllerError| {
@@ -129,14 +135,16 @@ pub async fn run_broker_lifecycle(channel: Arc<ControllerChannel>, cfg: Arc<Brok
     }
 }
 
-/// Waits until this broker is registered and unfenced and the topics on disk are in the
-/// metadata log. The lone node gives up after `wait`; a node of several waits for its
+/// Waits until this incarnation of the broker is registered and unfenced (not the last
+/// one's registration, still in the image after a restart) and the topics on disk are in
+/// the metadata log. The lone node gives up after `wait`; a node of several waits for its
 /// quorum as long as it takes (its peers may start later), saying so every ten seconds.
-pub async fn wait_until_ready(quorum: &dyn MetadataQuorum, node_id: i32, lone: bool, wait: Duration) -> anyhow::Result<()> {
+pub async fn wait_until_ready(quorum: &dyn MetadataQuorum, node_id: i32, incarnation_id: Uuid, lone: bool, wait: Duration) -> anyhow::Result<()> {
     let mut rx = quorum.image();
     let started = Instant::now();
+    let ready = |img: &Arc<super::image::MetadataImage>| img.migrated && img.brokers.get(&node_id).is_some_and(|b| !b.fenced && b.incarnation_id == incarnation_id);
     loop {
-        let ready = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|img| img.migrated && img.brokers.get(&node_id).is_some_and(|b| !b.fenced))).await;
+        let ready = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(ready)).await;
         match ready {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(_)) => anyhow::bail!("the metadata quorum stopped before this broker registered"),

@@ -7,6 +7,7 @@ use super::{BrokerConfig, ConfigError};
 pub struct TransactionConfig {
     pub state_log_partitions: i32,
     pub state_log_segment_bytes: i64,
+    pub state_log_replication_factor: i16,
     /// The largest `transaction.timeout.ms` a producer may ask for.
     pub max_timeout_ms: i64,
     /// A transactional id unused this long (and not in a transaction) is forgotten.
@@ -28,6 +29,7 @@ impl TransactionConfig {
         TransactionConfig {
             state_log_partitions: 0,
             state_log_segment_bytes: 0,
+            state_log_replication_factor: 0,
             max_timeout_ms: 0,
             id_expiration_ms: 0,
             abort_check_interval_ms: 0,
@@ -46,6 +48,7 @@ impl TransactionConfig {
         Ok(TransactionConfig {
             state_log_partitions: positive("transaction.state.log.num.partitions")?.min(i32::MAX as i64) as i32,
             state_log_segment_bytes: positive("transaction.state.log.segment.bytes")?,
+            state_log_replication_factor: positive("transaction.state.log.replication.factor")?.min(i16::MAX as i64) as i16,
             max_timeout_ms: positive("transaction.max.timeout.ms")?,
             id_expiration_ms: positive("transactional.id.expiration.ms")?,
             abort_check_interval_ms: positive("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,

@@ -96,6 +96,16 @@ pub fn encode_batch(records: &[KeyValue], txn: Option<TxnProducer>, now_ms: i64)
     Ok(buf)
 }
 
+/// The configs of an internal topic: compacted, the broker's segment size for it, batches
+/// kept as the coordinator wrote them.
+pub fn internal_topic_configs(segment_bytes: i64) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), segment_bytes.to_string()),
+        ("compression.type".to_string(), "producer".to_string()),
+    ])
+}
+
 pub struct InternalTopic {
     logs: Arc<LogManager>,
     name: &'static str,
@@ -108,11 +118,7 @@ pub struct InternalTopic {
 impl InternalTopic {
     /// `partitions_key` names the setting that chose the partition count (for errors).
     pub fn new(logs: Arc<LogManager>, name: &'static str, partitions: i32, partitions_key: &'static str, segment_bytes: i64) -> Self {
-        let overrides = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), segment_bytes.to_string()),
-            ("compression.type".to_string(), "producer".to_string()),
-        ]);
+        let overrides = internal_topic_configs(segment_bytes);
         InternalTopic { logs, name, partitions, partitions_key, overrides, create: Mutex::new(()) }
     }
 
@@ -124,10 +130,14 @@ impl InternalTopic {
         self.partitions
     }
 
-    /// The partition, creating the topic on first use.
+    /// The partition, creating the topic on first use on a lone node (on a node of several
+    /// the controller creates it, when FindCoordinator first looks for it).
     pub fn partition(&self, p: i32) -> io::Result<Arc<Partition>> {
         if let Some(part) = self.logs.partition(self.name, p) {
             return Ok(part);
+        }
+        if !self.logs.broker_config().cluster.is_lone() {
+            return Err(io::Error::other(format!("{}-{p} is not on this broker yet", self.name)));
         }
         let _once = self.create.lock().unwrap_or_else(|e| e.into_inner());
         if self.logs.topic(self.name).is_none() {

@@ -138,13 +138,14 @@ impl Broker {
                 }
             });
         }
-        tracker.spawn(crate::cluster::lifecycle::run_broker_lifecycle(channel.clone(), config.clone(), end_points, cancel.clone()));
+        let incarnation_id = uuid::Uuid::new_v4();
+        tracker.spawn(crate::cluster::lifecycle::run_broker_lifecycle(channel.clone(), config.clone(), incarnation_id, end_points, cancel.clone()));
         tracker.spawn(crate::cluster::lifecycle::run_controller_timers(controller.clone(), cancel.clone()));
         {
             tracker.spawn(publisher.clone().run(quorum.clone(), channel, cancel.clone()));
             // Serve once this broker can lead partitions and the topics on disk are in the
             // metadata log: a CreateTopics at once must find both.
-            crate::cluster::lifecycle::wait_until_ready(&*quorum, config.node_id, config.cluster.is_lone(), Duration::from_secs(30)).await?;
+            crate::cluster::lifecycle::wait_until_ready(&*quorum, config.node_id, incarnation_id, config.cluster.is_lone(), Duration::from_secs(30)).await?;
             // And once the local logs match the metadata log as it stands (a topic whose
             // creation a crash interrupted is completed first), as a Kafka broker catches
             // up with the metadata log before it serves.

@@ -2,6 +2,7 @@
 //! librdkafka) configured for a broker at `bootstrap`.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod process;
 pub mod raw;
 
