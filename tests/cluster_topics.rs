@@ -1,0 +1,223 @@
+//! Topics across three real `ferrite` processes (combined nodes, still behind
+//! FERRITE_EXPERIMENTAL_CLUSTER): created through one broker, placed over all three,
+//! described the same by every broker, produced through one and consumed through another
+//! with librdkafka; a broker that does not lead a partition says who does (KIP-951); a
+//! killed leader's partitions are offline until it returns, with their records; groups
+//! find one coordinator whichever broker they ask.
+
+mod common;
+
+use common::cluster::{connect, eventually, Cluster};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::TopicPartitionList;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Partition → (leader, leader epoch, replicas, isr, offline, error) as `port` describes `topic`.
+type View = BTreeMap<i32, (i32, i32, Vec<i32>, Vec<i32>, Vec<i32>, i16)>;
+
+fn topic_view(port: u16, topic: &str) -> View {
+    let mut s = connect(port).expect("the broker accepts connections");
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.into()))))]))
+        .with_allow_auto_topic_creation(false);
+    let resp: MetadataResponse = common::raw::call(&mut s, ApiKey::Metadata, 12, &req);
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+    resp.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, (p.leader_id.0, p.leader_epoch, ids(&p.replica_nodes), ids(&p.isr_nodes), ids(&p.offline_replicas), p.error_code)))
+        .collect()
+}
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap()
+}
+
+fn create(rt: &tokio::runtime::Runtime, bootstrap: &str, name: &str, partitions: i32, rf: i32) -> Result<(), rdkafka::types::RDKafkaErrorCode> {
+    let t = NewTopic::new(name, partitions, TopicReplication::Fixed(rf));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    rt.block_on(admin(bootstrap).create_topics([&t], &opts)).unwrap()[0].clone().map(|_| ()).map_err(|(_, e)| e)
+}
+
+/// A Produce v11 of one record to `partition`, answered by `port`.
+fn raw_produce(port: u16, topic: &str, partition: i32) -> ProduceResponse {
+    let mut batch = bytes::BytesMut::new();
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 0,
+        key: None,
+        value: Some(bytes::Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    RecordBatchEncoder::encode(&mut batch, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch.freeze()))])]);
+    let mut s = connect(port).unwrap();
+    common::raw::call(&mut s, ApiKey::Produce, 11, &req)
+}
+
+fn coordinator(port: u16, key_type: i8, key: &str) -> (i16, i32, i32) {
+    let mut s = connect(port).unwrap();
+    let req = FindCoordinatorRequest::default().with_key_type(key_type).with_coordinator_keys(vec![StrBytes::from_string(key.into())]);
+    let resp: FindCoordinatorResponse = common::raw::call(&mut s, ApiKey::FindCoordinator, 4, &req);
+    let c = &resp.coordinators[0];
+    (c.error_code, c.node_id.0, c.port)
+}
+
+/// Consumes every partition of `topic` from the start through `bootstrap` until `n`
+/// records came; returns (partition, value) pairs.
+fn consume_all(bootstrap: &str, topic: &str, partitions: i32, n: usize) -> Vec<(i32, String)> {
+    let c: BaseConsumer = common::consumer(bootstrap, &[]);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < n && std::time::Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            let m = m.expect("no consume error");
+            got.push((m.partition(), String::from_utf8_lossy(m.payload().unwrap()).into_owned()));
+        }
+    }
+    got
+}
+
+#[test]
+fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them() {
+    let mut cluster = Cluster::new("topics");
+    cluster.start_all();
+    let all = cluster.ids();
+    for id in &all {
+        eventually("three live brokers", Duration::from_secs(30), || common::cluster::cluster_view(cluster.port(*id)).0, |b| *b == all);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+
+    // Created through broker 1: six partitions placed round robin over the three.
+    create(&rt, &cluster.bootstrap(1), "spread", 6, 1).expect("created");
+    let view = eventually("spread known everywhere", Duration::from_secs(10), || all.iter().map(|id| topic_view(cluster.port(*id), "spread")).collect::<Vec<_>>(), |v| v.iter().all(|t| t.len() == 6));
+    assert!(view.iter().all(|v| *v == view[0]), "Metadata is the same from every broker: {view:?}");
+    let leaders: BTreeMap<i32, i32> = view[0].iter().map(|(p, v)| (*p, v.0)).collect();
+    for id in &all {
+        assert_eq!(leaders.values().filter(|l| *l == id).count(), 2, "broker {id} leads two of six: {leaders:?}");
+    }
+    assert!(view[0].values().all(|(l, epoch, replicas, isr, offline, err)| replicas == &vec![*l] && isr == replicas && offline.is_empty() && *epoch == 0 && *err == 0));
+
+    // Three replicas each: all brokers, the first leads, all in sync. Four cannot be placed.
+    create(&rt, &cluster.bootstrap(2), "triple", 3, 3).expect("created");
+    let triple = eventually("triple known", Duration::from_secs(10), || topic_view(cluster.port(3), "triple"), |v| v.len() == 3);
+    for (l, _, replicas, isr, _, _) in triple.values() {
+        let mut sorted = replicas.clone();
+        sorted.sort();
+        assert_eq!((sorted, replicas[0], isr), (all.clone(), *l, replicas));
+    }
+    assert_eq!(create(&rt, &cluster.bootstrap(3), "quad", 1, 4), Err(rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor));
+
+    // Produced through broker 2 (librdkafka goes to each leader), consumed through broker 3.
+    let p = common::producer(&cluster.bootstrap(2), &[("acks", "all")]);
+    for i in 0..600 {
+        let v = format!("v{i}");
+        let part = i % 6;
+        p.send(BaseRecord::<(), str>::to("spread").payload(&v).partition(part)).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).expect("every record acknowledged");
+    let got = consume_all(&cluster.bootstrap(3), "spread", 6, 600);
+    assert_eq!(got.len(), 600, "every record comes back through another broker");
+    for (part, v) in &got {
+        let i: i32 = v[1..].parse().unwrap();
+        assert_eq!(i % 6, *part, "record {v} in its partition");
+    }
+
+    // A broker that does not lead a partition says so, and who does, and where (KIP-951).
+    let (&part, &leader) = leaders.iter().find(|(_, l)| **l != 1).unwrap();
+    let resp = raw_produce(cluster.port(1), "spread", part);
+    let r = &resp.responses[0].partition_responses[0];
+    assert_eq!(r.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!((r.current_leader.leader_id.0, r.current_leader.leader_epoch), (leader, 0));
+    assert_eq!(resp.node_endpoints.iter().map(|e| (e.node_id.0, e.port as u16)).collect::<Vec<_>>(), vec![(leader, cluster.port(leader))]);
+    let resp = raw_produce(cluster.port(leader), "spread", part);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "its leader takes it");
+
+    // Every broker names the same coordinator for a group and for a transactional id.
+    for (key_type, key) in [(0i8, "the-group"), (1, "the-txn")] {
+        let answers: Vec<_> = all.iter().map(|id| eventually("a coordinator", Duration::from_secs(10), || coordinator(cluster.port(*id), key_type, key), |c| c.0 == 0)).collect();
+        assert!(answers.iter().all(|a| *a == answers[0]), "{key}: {answers:?}");
+        assert_eq!(answers[0].2 as u16, cluster.port(answers[0].1), "its own address");
+    }
+    let offsets = topic_view(cluster.port(1), "__consumer_offsets");
+    assert_eq!(offsets.len(), 50, "made through the controller at the first lookup");
+    assert!(offsets.values().all(|v| v.2.len() == 3), "offsets.topic.replication.factor 3 over three brokers");
+
+    // A group consumes through its coordinator, wherever it sits, and commits there.
+    let group_consumer = |bootstrap: &str| -> BaseConsumer {
+        common::consumer(bootstrap, &[("group.id", "the-group"), ("auto.offset.reset", "earliest"), ("enable.auto.commit", "false")])
+    };
+    let c = group_consumer(&cluster.bootstrap(3));
+    c.subscribe(&["spread"]).unwrap();
+    let mut n = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while n < 601 && std::time::Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            m.expect("no consume error");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 601, "the group read everything");
+    let position = c.position().unwrap();
+    c.commit(&position, rdkafka::consumer::CommitMode::Sync).expect("committed at the coordinator");
+    // Not dropped: rust-rdkafka's drop of a subscribed BaseConsumer can hang in
+    // librdkafka's close (fede1024/rust-rdkafka#453, #597), against any broker; the
+    // process exit ends it.
+    std::mem::forget(c);
+    let again = group_consumer(&cluster.bootstrap(2));
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..6 {
+        tpl.add_partition("spread", p);
+    }
+    let committed = again.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets through another broker");
+    let total: i64 = committed.elements().iter().map(|e| e.offset().to_raw().unwrap()).sum();
+    assert_eq!(total, 601);
+
+    // A killed leader's partitions are offline (leader -1) once it is fenced, and back
+    // with every record when it returns.
+    let victim = leader;
+    cluster.kill9(victim);
+    let others: Vec<i32> = all.iter().copied().filter(|id| *id != victim).collect();
+    let offline = eventually("its partitions offline", Duration::from_secs(15), || topic_view(cluster.port(others[0]), "spread"), |v| v[&part].0 == -1);
+    assert_eq!((offline[&part].4.clone(), offline[&part].5), (vec![victim], 5), "offline replica named, LEADER_NOT_AVAILABLE");
+    let live = *leaders.iter().find(|(_, l)| **l == others[0]).unwrap().0;
+    assert_eq!(raw_produce(cluster.port(others[0]), "spread", live).responses[0].partition_responses[0].error_code, 0, "the others serve on");
+    cluster.restart(victim);
+    eventually("its partitions back", Duration::from_secs(15), || topic_view(cluster.port(others[1]), "spread"), |v| v[&part].0 == victim);
+    let got = consume_all(&cluster.bootstrap(others[1]), "spread", 6, 602);
+    assert_eq!(got.len(), 602, "nothing acknowledged was lost");
+
+    // Deleted through a third broker: gone everywhere.
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    rt.block_on(admin(&cluster.bootstrap(3)).delete_topics(&["triple"], &opts)).unwrap()[0].clone().unwrap();
+    for id in &all {
+        eventually("triple gone", Duration::from_secs(10), || topic_view(cluster.port(*id), "triple"), |v| v.is_empty());
+    }
+}
