@@ -25,23 +25,40 @@ pub type KeyValue = (Bytes, Option<Bytes>);
 /// The producer a transactional write belongs to: (producer id, epoch).
 pub type TxnProducer = (i64, i16);
 
-/// An append that is in the log and may still need an fsync (per the flush settings).
+/// An append that is in the log and may still need an fsync (per the flush settings), or
+/// work to start once the appends before it are durable.
 #[must_use]
-pub struct Durable(Option<(Arc<Partition>, i64)>);
+pub struct Durable(Step);
+
+enum Step {
+    Done,
+    Flush(Arc<Partition>, i64),
+    Then(futures::future::BoxFuture<'static, ()>),
+}
 
 impl Durable {
     pub fn done() -> Self {
-        Durable(None)
+        Durable(Step::Done)
     }
 
     pub fn pending(partition: Arc<Partition>, upto: i64) -> Self {
-        Durable(Some((partition, upto)))
+        Durable(Step::Flush(partition, upto))
+    }
+
+    /// `work` is spawned when this step is reached: after every earlier step of the same
+    /// operation is durable, without waiting for it.
+    pub fn then_spawn(work: futures::future::BoxFuture<'static, ()>) -> Self {
+        Durable(Step::Then(work))
     }
 
     pub async fn wait(self) -> io::Result<()> {
         match self.0 {
-            Some((p, upto)) => p.flush_to(upto).await,
-            None => Ok(()),
+            Step::Flush(p, upto) => p.flush_to(upto).await,
+            Step::Done => Ok(()),
+            Step::Then(work) => {
+                tokio::spawn(work);
+                Ok(())
+            }
         }
     }
 }
@@ -163,7 +180,7 @@ impl InternalTopic {
             crate::storage::log::AppendError::Io(e) => e,
             other => io::Error::other(other.to_string()),
         })?;
-        Ok(Durable(flush_due.then(|| (part, info.last_offset + 1))))
+        Ok(if flush_due { Durable::pending(part, info.last_offset + 1) } else { Durable::done() })
     }
 
     /// Reads every record and marker, partition by partition, in log order.

@@ -10,10 +10,14 @@
 //! timeout is aborted with a bumped epoch. A crash between Prepare and Complete is
 //! finished when the broker loads the state again.
 //!
-//! Markers are written directly into the partitions (one node leads them all), so a
-//! transaction never waits in a Prepare state for a marker channel as in Kafka; every
-//! step is appended under the coordinator lock and made durable (per the flush
-//! settings) before the client hears back. Storage is reached only through `TxnEnv`.
+//! Markers for partitions this broker leads are written directly, under the coordinator
+//! lock. Partitions other brokers lead get theirs through the marker channel (Kafka's
+//! `TransactionMarkerChannelManager`, WriteTxnMarkers) once the Prepare record is
+//! durable: EndTxn is answered then, as Kafka answers it, and the transaction stays
+//! prepared — the producer's next transaction waits with CONCURRENT_TRANSACTIONS — until
+//! every marker is written; only then is the Complete record written, so a coordinator
+//! that stops in between sends them again when it loads the Prepare record. Storage and
+//! other brokers are reached only through `TxnEnv`.
 
 use super::clock::Clock;
 use super::internal_topic::{partition_for, Durable, KeyValue, TxnProducer};
@@ -39,6 +43,15 @@ pub trait TxnEnv: Send + Sync + 'static {
     fn write_marker(&self, tp: &TopicPartition, producer: TxnProducer, commit: bool) -> io::Result<Option<Durable>>;
     fn partition_exists(&self, tp: &TopicPartition) -> bool;
     fn next_producer_id(&self) -> io::Result<i64>;
+    /// Whether this broker leads `tp` (its marker is written here by `write_marker`).
+    fn leads(&self, _tp: &TopicPartition) -> bool {
+        true
+    }
+    /// Writes markers into partitions other brokers lead; resolves once each is written
+    /// or its partition is gone, retrying meanwhile.
+    fn send_markers(&self, _partitions: Vec<TopicPartition>, _producer: TxnProducer, _commit: bool) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A transactional id as the coordinator holds it.
@@ -48,6 +61,8 @@ struct TxnMetadata {
     /// The producer id and epoch before the last bump (KIP-360 retries).
     last_producer_id: i64,
     last_producer_epoch: i16,
+    /// Markers for other brokers' partitions are on their way; Complete follows them.
+    markers_in_flight: bool,
 }
 
 /// A transactional id as DescribeTransactions and ListTransactions report it.
@@ -74,6 +89,8 @@ pub struct TransactionCoordinator {
     clock: Arc<dyn Clock>,
     env: Arc<dyn TxnEnv>,
     inner: Mutex<Inner>,
+    /// Itself, for the marker tasks that complete transactions later.
+    me: std::sync::Weak<TransactionCoordinator>,
 }
 
 /// The durable appends of one operation, waited for after the lock is released.
@@ -99,10 +116,10 @@ fn storage_error(what: &str, e: io::Error) -> Error {
 }
 
 impl TransactionCoordinator {
-    pub fn new(cfg: TransactionConfig, clock: Arc<dyn Clock>, env: Arc<dyn TxnEnv>) -> Self {
+    pub fn new(cfg: TransactionConfig, clock: Arc<dyn Clock>, env: Arc<dyn TxnEnv>) -> Arc<Self> {
         let now = clock.now_ms();
         let inner = Inner { last_abort_check: now, last_expiry_check: now, ..Default::default() };
-        TransactionCoordinator { cfg, clock, env, inner: Mutex::new(inner) }
+        Arc::new_cyclic(|me| TransactionCoordinator { cfg, clock, env, inner: Mutex::new(inner), me: me.clone() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -134,16 +151,59 @@ impl TransactionCoordinator {
             self.transition(id, meta, prepare, pending)?;
         }
         let producer = (meta.stored.producer_id, meta.stored.producer_epoch);
+        let mut elsewhere = Vec::new();
         for tp in &meta.stored.partitions {
+            if !self.env.leads(tp) {
+                elsewhere.push(tp.clone());
+                continue;
+            }
             match self.env.write_marker(tp, producer, commit) {
                 Ok(Some(d)) => pending.push(d),
                 Ok(None) => tracing::debug!(topic = %tp.0, partition = tp.1, "no marker for a deleted partition"),
                 Err(e) => return Err(storage_error("a transaction marker", e)),
             }
         }
+        if !elsewhere.is_empty() {
+            // Sent once the Prepare record is durable; Complete is written when all landed.
+            // (A reload of the Prepare record sends every marker again, as Kafka does.)
+            meta.markers_in_flight = true;
+            meta.stored.partitions = elsewhere.iter().cloned().collect();
+            let (me, send, id) = (self.me.clone(), self.env.send_markers(elsewhere, producer, commit), id.to_string());
+            pending.push(Durable::then_spawn(Box::pin(async move {
+                send.await;
+                if let Some(me) = me.upgrade() {
+                    me.markers_written(&id, producer, commit).await;
+                }
+            })));
+            return Ok(());
+        }
         meta.stored.partitions.clear();
         meta.stored.start_ms = -1;
         self.transition(id, meta, done, pending)
+    }
+
+    /// Every marker of the prepared transaction of `producer` is written: Complete.
+    async fn markers_written(&self, id: &str, producer: TxnProducer, commit: bool) {
+        let mut pending = Pending::new();
+        {
+            let mut inner = self.lock();
+            let Some(meta) = inner.txns.get_mut(id) else { return };
+            let prepared = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+            let state = meta.stored.state;
+            if !meta.markers_in_flight || (meta.stored.producer_id, meta.stored.producer_epoch) != producer || state != prepared {
+                return;
+            }
+            meta.markers_in_flight = false;
+            meta.stored.partitions.clear();
+            meta.stored.start_ms = -1;
+            let done = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+            if let Err(e) = self.transition(id, meta, done, &mut pending) {
+                tracing::warn!(transactional_id = %id, error = ?e, "could not record a completed transaction; it completes when the coordinator loads again");
+            }
+        }
+        if let Err(e) = settle(pending).await {
+            tracing::warn!(error = ?e, "a completed transaction's record was not made durable");
+        }
     }
 
     /// Bumps the epoch, or moves to a new producer id when the epoch is exhausted. A
@@ -192,10 +252,11 @@ impl TransactionCoordinator {
                         },
                         last_producer_id: -1,
                         last_producer_epoch: -1,
+                        markers_in_flight: false,
                     };
                     self.persist(id, &meta, &mut pending)?;
                     inner.txns.insert(id.to_string(), meta);
-                    (pid, 0)
+                    Ok((pid, 0))
                 }
                 Some(meta) => {
                     if let Some((pid, epoch)) = expected {
@@ -215,6 +276,10 @@ impl TransactionCoordinator {
                             return Err(Error::ProducerFenced);
                         }
                     }
+                    if meta.markers_in_flight {
+                        // The last transaction's markers are still on their way to other brokers.
+                        return Err(Error::ConcurrentTransactions);
+                    }
                     if matches!(meta.stored.state, TxnState::Ongoing | TxnState::PrepareAbort | TxnState::PrepareEpochFence) {
                         // Fence the older producer: abort its transaction under a new epoch.
                         self.bump_epoch(meta, true)?;
@@ -222,16 +287,21 @@ impl TransactionCoordinator {
                     } else if meta.stored.state == TxnState::PrepareCommit {
                         self.complete(id, meta, true, &mut pending)?;
                     }
-                    self.bump_epoch(meta, false)?;
-                    meta.stored.timeout_ms = timeout_ms;
-                    self.transition(id, meta, TxnState::Empty, &mut pending)?;
-                    (meta.stored.producer_id, meta.stored.producer_epoch)
+                    if meta.markers_in_flight {
+                        // Ended once other brokers have their markers; the producer asks again.
+                        Err(Error::ConcurrentTransactions)
+                    } else {
+                        self.bump_epoch(meta, false)?;
+                        meta.stored.timeout_ms = timeout_ms;
+                        self.transition(id, meta, TxnState::Empty, &mut pending)?;
+                        Ok((meta.stored.producer_id, meta.stored.producer_epoch))
+                    }
                 }
             };
             result
         };
         settle(pending).await?;
-        Ok(result)
+        result
     }
 
     /// Checks the producer of a request against the id's current one.
@@ -376,7 +446,7 @@ impl TransactionCoordinator {
         let mut inner = self.lock();
         match record {
             Some(stored) => {
-                inner.txns.insert(id, TxnMetadata { stored, last_producer_id: -1, last_producer_epoch: -1 });
+                inner.txns.insert(id, TxnMetadata { stored, last_producer_id: -1, last_producer_epoch: -1, markers_in_flight: false });
             }
             None => {
                 inner.txns.remove(&id);

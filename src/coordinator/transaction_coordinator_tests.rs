@@ -9,6 +9,9 @@ struct MemoryEnv {
     state: Mutex<Vec<(i32, KeyValue)>>,
     markers: Mutex<Vec<(TopicPartition, TxnProducer, bool)>>,
     next_pid: Mutex<i64>,
+    /// Partitions of topic "remote" are led elsewhere: their markers wait for `deliver`.
+    deliver: Arc<tokio::sync::Notify>,
+    remote_markers: Arc<Mutex<Vec<(TopicPartition, TxnProducer, bool)>>>,
 }
 
 impl TxnEnv for MemoryEnv {
@@ -31,6 +34,16 @@ impl TxnEnv for MemoryEnv {
         *n += 1;
         Ok(*n + 999)
     }
+    fn leads(&self, tp: &TopicPartition) -> bool {
+        tp.0 != "remote"
+    }
+    fn send_markers(&self, partitions: Vec<TopicPartition>, producer: TxnProducer, commit: bool) -> futures::future::BoxFuture<'static, ()> {
+        let (deliver, out) = (self.deliver.clone(), self.remote_markers.clone());
+        Box::pin(async move {
+            deliver.notified().await;
+            out.lock().unwrap().extend(partitions.into_iter().map(|tp| (tp, producer, commit)));
+        })
+    }
 }
 
 impl MemoryEnv {
@@ -43,7 +56,7 @@ fn cfg() -> TransactionConfig {
     TransactionConfig { abort_check_interval_ms: 1000, expiry_check_interval_ms: 1000, id_expiration_ms: 100_000, ..TransactionConfig::default() }
 }
 
-fn setup() -> (Arc<ManualClock>, Arc<MemoryEnv>, TransactionCoordinator) {
+fn setup() -> (Arc<ManualClock>, Arc<MemoryEnv>, Arc<TransactionCoordinator>) {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let env = Arc::new(MemoryEnv::default());
     let c = TransactionCoordinator::new(cfg(), clock.clone(), env.clone());
@@ -216,4 +229,34 @@ async fn idle_ids_expire_and_open_ones_do_not() {
     let tombstones = env.state.lock().unwrap().iter().filter(|(_, (_, v))| v.is_none()).count();
     assert_eq!(tombstones, 1);
     assert_eq!(c.list().iter().map(|d| d.transactional_id.as_str()).collect::<Vec<_>>(), vec!["busy"]);
+}
+
+#[tokio::test]
+async fn markers_for_other_brokers_partitions_are_sent_after_prepare_and_complete_the_transaction_later() {
+    let (_, env, c) = setup();
+    let (pid, epoch) = c.init_producer_id("tx", 60_000, None).await.unwrap();
+    c.add_partitions("tx", pid, epoch, &[tp("local", 0), tp("remote", 1), tp("remote", 2)]).await.unwrap();
+    c.end_txn("tx", pid, epoch, true).await.expect("answered once prepared");
+    assert_eq!(env.take_markers(), vec![(tp("local", 0), (pid, epoch), true)], "the local marker at once");
+    let d = c.describe("tx").unwrap();
+    assert_eq!(d.state, TxnState::PrepareCommit, "prepared until the other brokers have theirs");
+    assert_eq!(d.partitions.into_iter().collect::<Vec<_>>(), vec![tp("remote", 1), tp("remote", 2)]);
+    // The producer's next steps wait.
+    assert_eq!(c.add_partitions("tx", pid, epoch, &[tp("local", 0)]).await, Err(Error::ConcurrentTransactions));
+    assert_eq!(c.end_txn("tx", pid, epoch, true).await, Err(Error::ConcurrentTransactions));
+    assert_eq!(c.init_producer_id("tx", 60_000, None).await, Err(Error::ConcurrentTransactions));
+    // The markers land: Complete.
+    env.deliver.notify_one();
+    for _ in 0..100 {
+        if c.describe("tx").unwrap().state == TxnState::CompleteCommit {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let d = c.describe("tx").unwrap();
+    assert_eq!((d.state, d.partitions.len()), (TxnState::CompleteCommit, 0));
+    let mut sent = env.remote_markers.lock().unwrap().clone();
+    sent.sort();
+    assert_eq!(sent, vec![(tp("remote", 1), (pid, epoch), true), (tp("remote", 2), (pid, epoch), true)]);
+    assert!(c.add_partitions("tx", pid, epoch, &[tp("local", 0)]).await.is_ok(), "the next transaction starts");
 }

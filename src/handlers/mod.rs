@@ -45,6 +45,7 @@ mod sync_group;
 mod transactions_admin;
 mod txn_offset_commit;
 mod unsupported;
+mod write_txn_markers;
 pub mod versions;
 
 use crate::broker_state::ConnectionInfo;
@@ -189,6 +190,7 @@ pub async fn handle(state: &Arc<BrokerState>, conn: &ConnectionInfo, frame: Byte
         ApiKey::AddOffsetsToTxn => serve!(add_offsets_to_txn),
         ApiKey::TxnOffsetCommit => serve!(txn_offset_commit),
         ApiKey::EndTxn => serve!(end_txn),
+        ApiKey::WriteTxnMarkers => serve!(write_txn_markers),
         ApiKey::DescribeTransactions => serve!(transactions_admin::describe),
         ApiKey::ListTransactions => serve!(transactions_admin::list),
         ApiKey::DescribeProducers => serve!(describe_producers),

@@ -293,7 +293,7 @@ async fn load_transactions(
 ) -> anyhow::Result<Arc<TransactionCoordinator>> {
     let started = std::time::Instant::now();
     let env = Arc::new(LogTxnEnv::new(logs, &config.txn, groups, producer_ids));
-    let coordinator = Arc::new(TransactionCoordinator::new(config.txn.clone(), Arc::new(SystemClock), env.clone()));
+    let coordinator = TransactionCoordinator::new(config.txn.clone(), Arc::new(SystemClock), env.clone());
     let records = {
         let (env, c) = (env.clone(), coordinator.clone());
         tokio::task::spawn_blocking(move || env.load(&c)).await??
