@@ -45,7 +45,7 @@ pub struct BrokerState {
     /// The controller quorum as this node takes part in it (its image, its status).
     pub quorum: Arc<dyn MetadataQuorum>,
     /// The metadata image as handlers ask it (leaders, live brokers, endpoints).
-    pub metadata: MetadataCache,
+    pub metadata: Arc<MetadataCache>,
     /// Topic creation, growth, deletion and configs, through the metadata log.
     pub topic_admin: TopicAdmin,
 }

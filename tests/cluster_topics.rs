@@ -221,3 +221,94 @@ fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them
         eventually("triple gone", Duration::from_secs(10), || topic_view(cluster.port(*id), "triple"), |v| v.is_empty());
     }
 }
+
+/// Consumes every partition of `topic` from the start at `isolation` until `n` records
+/// came or a quiet second passed; returns how many came.
+fn count(bootstrap: &str, topic: &str, partitions: i32, isolation: &str, n: usize) -> usize {
+    let c: BaseConsumer = common::consumer(bootstrap, &[("isolation.level", isolation)]);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let (mut got, mut last) = (0, std::time::Instant::now());
+    let deadline = last + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline && (got < n || last.elapsed() < Duration::from_secs(1)) {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            m.expect("no consume error");
+            got += 1;
+            last = std::time::Instant::now();
+        }
+    }
+    got
+}
+
+#[test]
+fn a_transaction_spans_partitions_on_three_brokers_with_its_coordinators_elsewhere() {
+    let mut cluster = Cluster::new("txns");
+    cluster.start_all();
+    let all = cluster.ids();
+    for id in &all {
+        eventually("three live brokers", Duration::from_secs(30), || common::cluster::cluster_view(cluster.port(*id)).0, |b| *b == all);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    create(&rt, &cluster.bootstrap(1), "txn-out", 6, 1).expect("created");
+    let leaders: Vec<i32> = eventually("txn-out known", Duration::from_secs(10), || topic_view(cluster.port(1), "txn-out"), |v| v.len() == 6).values().map(|v| v.0).collect();
+    assert_eq!(leaders.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "partitions on all three brokers: {leaders:?}");
+
+    // A transactional id and a group whose coordinators are not the bootstrap broker.
+    let find = |key_type: i8, prefix: &str, avoid: &[i32]| -> (String, i32) {
+        (0..200)
+            .map(|i| format!("{prefix}-{i}"))
+            .find_map(|k| {
+                let (err, node, _) = eventually("a coordinator", Duration::from_secs(10), || coordinator(cluster.port(1), key_type, &k), |c| c.0 == 0);
+                assert_eq!(err, 0);
+                (!avoid.contains(&node)).then_some((k, node))
+            })
+            .expect("a key coordinated elsewhere")
+    };
+    let (txn_id, txn_coordinator) = find(1, "txn", &[1]);
+    let (group, group_coordinator) = find(0, "grp", &[1, txn_coordinator]);
+    assert!(txn_coordinator != 1 && group_coordinator != 1 && group_coordinator != txn_coordinator);
+
+    let p = common::producer(&cluster.bootstrap(1), &[("transactional.id", txn_id.as_str()), ("linger.ms", "1")]);
+    p.init_transactions(Duration::from_secs(30)).expect("init_transactions at a coordinator on another broker");
+    let group_member = common::consumer(&cluster.bootstrap(1), &[("group.id", group.as_str())]);
+    let send = |n: i32, tag: &str| {
+        for i in 0..n {
+            let v = format!("{tag}-{i}");
+            p.send(BaseRecord::<(), str>::to("txn-out").payload(&v).partition(i % 6)).unwrap();
+        }
+        p.flush(Duration::from_secs(30)).expect("flushed");
+    };
+
+    // Committed: markers reach the partitions of all three brokers and the offsets the
+    // group's coordinator.
+    p.begin_transaction().unwrap();
+    send(60, "committed");
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset("txn-out", 0, rdkafka::Offset::Offset(42)).unwrap();
+    p.send_offsets_to_transaction(&offsets, &group_member.group_metadata().unwrap(), Duration::from_secs(30)).expect("offsets in the transaction");
+    p.commit_transaction(Duration::from_secs(30)).expect("committed");
+    assert_eq!(count(&cluster.bootstrap(2), "txn-out", 6, "read_committed", 60), 60, "every committed record, through another broker");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("txn-out", 0);
+    let reader = common::consumer(&cluster.bootstrap(3), &[("group.id", group.as_str())]);
+    let committed = eventually(
+        "the transaction's offsets visible",
+        Duration::from_secs(10),
+        || reader.committed_offsets(tpl.clone(), Duration::from_secs(10)).unwrap().find_partition("txn-out", 0).unwrap().offset(),
+        |o| *o == rdkafka::Offset::Offset(42),
+    );
+    assert_eq!(committed, rdkafka::Offset::Offset(42));
+
+    // Aborted: in the logs, hidden from read_committed; the next transaction goes on.
+    p.begin_transaction().unwrap();
+    send(30, "aborted");
+    p.abort_transaction(Duration::from_secs(30)).expect("aborted");
+    p.begin_transaction().unwrap();
+    send(6, "after");
+    p.commit_transaction(Duration::from_secs(30)).expect("committed after an abort");
+    assert_eq!(count(&cluster.bootstrap(3), "txn-out", 6, "read_committed", 66), 66, "the aborted records hidden");
+    assert_eq!(count(&cluster.bootstrap(2), "txn-out", 6, "read_uncommitted", 96), 96, "and in the log");
+}

@@ -14,6 +14,7 @@
 //! - `placement`: where a new partition's replicas go;
 //! - `publisher`: the local logs follow the image (`MetadataPublisher`);
 //! - `topic_admin`: what the admin handlers call; the metadata log decides;
+//! - `txn_marker_channel`: transaction markers for partitions other brokers lead;
 //! - `lifecycle`: starting this node's quorum member, the broker's registration and
 //!   heartbeats (`BrokerLifecycleManager`).
 
@@ -30,6 +31,7 @@ pub mod raft;
 pub mod records;
 pub mod rpc;
 pub mod topic_admin;
+pub mod txn_marker_channel;
 
 #[cfg(test)]
 mod controller_tests;

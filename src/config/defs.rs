@@ -136,6 +136,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     b("controller.quorum.election.timeout.ms", Some("1000"), Int, "A voter that hears nothing from the quorum's leader this long (plus up to as much again, at random) stands for election."),
     b("broker.session.timeout.ms", Some("9000"), Int, "A broker whose heartbeats stop this long is fenced: it leads nothing until it heartbeats again."),
     b("broker.heartbeat.interval.ms", Some("2000"), Int, "How often a broker heartbeats to the active controller."),
+    b("inter.broker.listener.name", None, String, "The listener brokers reach each other on (transaction markers); by default the first listener that is not a controller listener."),
     b("broker.rack", None, String, "The rack of this broker; replicas are spread over racks."),
     b("listener.security.protocol.map", Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"), List, "Listener name to security protocol. Only PLAINTEXT listeners are served: a broker with any other refuses to start."),
     b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),

@@ -14,15 +14,30 @@ use crate::storage::LogManager;
 use std::io;
 use std::sync::Arc;
 
+/// How the coordinator reaches partitions other brokers lead (the cluster provides it).
+pub trait MarkerChannel: Send + Sync + 'static {
+    /// Whether this broker leads `tp`.
+    fn leads(&self, tp: &TopicPartition) -> bool;
+    /// Writes the markers at the partitions' leaders; resolves once all are written or gone.
+    fn send(&self, partitions: Vec<TopicPartition>, producer: TxnProducer, commit: bool) -> futures::future::BoxFuture<'static, ()>;
+}
+
 pub struct LogTxnEnv {
     state: InternalTopic,
     logs: Arc<LogManager>,
     groups: Arc<GroupCoordinator>,
     producer_ids: Arc<ProducerIdManager>,
+    markers: Arc<dyn MarkerChannel>,
 }
 
 impl LogTxnEnv {
-    pub fn new(logs: Arc<LogManager>, cfg: &TransactionConfig, groups: Arc<GroupCoordinator>, producer_ids: Arc<ProducerIdManager>) -> Self {
+    pub fn new(
+        logs: Arc<LogManager>,
+        cfg: &TransactionConfig,
+        groups: Arc<GroupCoordinator>,
+        producer_ids: Arc<ProducerIdManager>,
+        markers: Arc<dyn MarkerChannel>,
+    ) -> Self {
         let state = InternalTopic::new(
             logs.clone(),
             TXN_STATE_TOPIC,
@@ -30,7 +45,7 @@ impl LogTxnEnv {
             "transaction.state.log.num.partitions",
             cfg.state_log_segment_bytes,
         );
-        LogTxnEnv { state, logs, groups, producer_ids }
+        LogTxnEnv { state, logs, groups, producer_ids, markers }
     }
 
     /// Replays `__transaction_state` into the coordinator; returns the records read.
@@ -65,5 +80,13 @@ impl TxnEnv for LogTxnEnv {
 
     fn next_producer_id(&self) -> io::Result<i64> {
         self.producer_ids.next_id()
+    }
+
+    fn leads(&self, tp: &TopicPartition) -> bool {
+        self.markers.leads(tp)
+    }
+
+    fn send_markers(&self, partitions: Vec<TopicPartition>, producer: TxnProducer, commit: bool) -> futures::future::BoxFuture<'static, ()> {
+        self.markers.send(partitions, producer, commit)
     }
 }

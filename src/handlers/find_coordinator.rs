@@ -14,8 +14,8 @@ use crate::storage::TopicError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-const GROUP: i8 = 0;
-const TRANSACTION: i8 = 1;
+pub const GROUP: i8 = 0;
+pub const TRANSACTION: i8 = 1;
 
 /// The coordinator's node, host and port.
 type Located = (i32, String, u16);
@@ -28,6 +28,19 @@ fn internal_topic(ctx: &Ctx<'_>, key_type: i8) -> Result<(&'static str, i32, i16
         TRANSACTION => Ok((TXN_STATE_TOPIC, cfg.txn.state_log_partitions, cfg.txn.state_log_replication_factor, cfg.txn.state_log_segment_bytes)),
         _ => Err((Error::InvalidRequest, "unknown coordinator key type".into())),
     }
+}
+
+/// Whether this broker coordinates `key` now (the lone node coordinates every key; on a
+/// node of several, it leads the key's partition of the internal topic).
+pub fn coordinates(ctx: &Ctx<'_>, key_type: i8, key: &str) -> bool {
+    if ctx.state.config.cluster.is_lone() {
+        return true;
+    }
+    let Ok((topic, ..)) = internal_topic(ctx, key_type) else { return false };
+    let image = ctx.state.metadata.snapshot();
+    let Some(t) = image.topic(topic) else { return false };
+    let p = partition_for(key, t.partitions.len() as i32);
+    t.partitions.get(&p).is_some_and(|reg| reg.leader == ctx.node_id())
 }
 
 async fn locate(ctx: &Ctx<'_>, key_type: i8, key: &str) -> Result<Located, (Error, String)> {

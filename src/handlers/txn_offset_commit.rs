@@ -1,7 +1,8 @@
 //! TxnOffsetCommit: offsets of a consume-transform-produce loop, written into
 //! `__consumer_offsets` inside the producer's transaction; they take effect when the
-//! transaction commits. The producer is checked with the transaction coordinator, the
-//! member (when given, v3+) with the group coordinator.
+//! transaction commits. The producer is checked with the transaction coordinator when it
+//! is on this broker (on another, the offsets partition's producer state still fences an
+//! old epoch, as in Kafka), the member (when given, v3+) with the group coordinator.
 
 use super::offset_commit::{check_offsets, offered, Offered};
 use super::{code, fenced_as, Ctx, Outcome};
@@ -17,7 +18,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> Outcome {
         offered!(ctx, req.topics, 2),
     );
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
-    let result = match ctx.state.txns.validate_producer(&req.transactional_id, pid, epoch) {
+    let here = super::find_coordinator::coordinates(ctx, super::find_coordinator::TRANSACTION, &req.transactional_id);
+    let checked = if here { ctx.state.txns.validate_producer(&req.transactional_id, pid, epoch) } else { Ok(()) };
+    let result = match checked {
         Err(e) => Err(e),
         Ok(()) => {
             let member = if ctx.version >= 3 { req.member_id.as_str() } else { "" };

@@ -72,7 +72,9 @@ impl Broker {
             });
             ProducerIdManager::new(allocate, crate::coordinator::producer_id_manager::legacy_floor(&config.log_dir)?)
         };
-        let txns = load_transactions(logs.clone(), &config, groups.clone(), producer_ids.clone()).await?;
+        let metadata = Arc::new(crate::cluster::metadata_cache::MetadataCache::new(config.node_id, quorum.image()));
+        let markers = Arc::new(crate::cluster::txn_marker_channel::TxnMarkerChannel::new(metadata.clone(), inter_broker_listener(&config)));
+        let txns = load_transactions(logs.clone(), &config, groups.clone(), producer_ids.clone(), markers).await?;
         let mut listeners = Vec::new();
         let mut controller_listeners = Vec::new();
         let mut advertised = Vec::new();
@@ -112,7 +114,7 @@ impl Broker {
                 config.max_connections_per_ip_overrides.clone(),
             ),
             request_pool: request_pool::RequestPool::new(config.queued_max_request_bytes),
-            metadata: crate::cluster::metadata_cache::MetadataCache::new(config.node_id, quorum.image()),
+            metadata,
             quorum: quorum.clone(),
             topic_admin,
         });
@@ -267,6 +269,15 @@ async fn accept_loop(listener: TcpListener, name: String, state: Arc<BrokerState
     }
 }
 
+/// The listener other brokers are reached on: `inter.broker.listener.name`, else the
+/// first listener that is not a controller listener.
+fn inter_broker_listener(config: &BrokerConfig) -> String {
+    config.get("inter.broker.listener.name").unwrap_or_else(|| {
+        let names = &config.cluster.controller_listener_names;
+        config.listeners.0.iter().find(|l| !names.contains(&l.name)).map(|l| l.name.clone()).unwrap_or_else(|| "PLAINTEXT".into())
+    })
+}
+
 /// The resolution of group timers (session, rebalance and join delays).
 const GROUP_TICK: Duration = Duration::from_millis(50);
 
@@ -290,9 +301,10 @@ async fn load_transactions(
     config: &BrokerConfig,
     groups: Arc<GroupCoordinator>,
     producer_ids: Arc<ProducerIdManager>,
+    markers: Arc<dyn crate::coordinator::txn_store::MarkerChannel>,
 ) -> anyhow::Result<Arc<TransactionCoordinator>> {
     let started = std::time::Instant::now();
-    let env = Arc::new(LogTxnEnv::new(logs, &config.txn, groups, producer_ids));
+    let env = Arc::new(LogTxnEnv::new(logs, &config.txn, groups, producer_ids, markers));
     let coordinator = TransactionCoordinator::new(config.txn.clone(), Arc::new(SystemClock), env.clone());
     let records = {
         let (env, c) = (env.clone(), coordinator.clone());
