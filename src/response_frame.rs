@@ -19,6 +19,10 @@ impl Chunk {
             Chunk::File(f) => f.len,
         }
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A whole response, size prefix included, ready for the connection writer.

@@ -3,7 +3,8 @@
 //! described the same by every broker, produced through one and consumed through another
 //! with librdkafka; a broker that does not lead a partition says who does (KIP-951); a
 //! killed leader's partitions are offline until it returns, with their records; groups
-//! find one coordinator whichever broker they ask.
+//! and transactional ids find one coordinator whichever broker they ask, and the others
+//! answer NOT_COORDINATOR; a transaction spans partitions on all three brokers.
 
 mod common;
 
@@ -11,7 +12,8 @@ use common::cluster::{connect, eventually, Cluster};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, InitProducerIdRequest, InitProducerIdResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -165,6 +167,25 @@ fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them
         let answers: Vec<_> = all.iter().map(|id| eventually("a coordinator", Duration::from_secs(10), || coordinator(cluster.port(*id), key_type, key), |c| c.0 == 0)).collect();
         assert!(answers.iter().all(|a| *a == answers[0]), "{key}: {answers:?}");
         assert_eq!(answers[0].2 as u16, cluster.port(answers[0].1), "its own address");
+    }
+    // Any other broker sends the client back to FindCoordinator (NOT_COORDINATOR).
+    let (_, group_home, _) = coordinator(cluster.port(1), 0, "the-group");
+    let (_, txn_home, _) = coordinator(cluster.port(1), 1, "the-txn");
+    for id in &all {
+        let mut s = connect(cluster.port(*id)).unwrap();
+        let hb = HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("the-group"))).with_generation_id(1).with_member_id(StrBytes::from_static_str("m"));
+        let resp: HeartbeatResponse = common::raw::call(&mut s, ApiKey::Heartbeat, 4, &hb);
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("the-txn"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        // COORDINATOR_LOAD_IN_PROGRESS (14) while the first producer ids are on their way.
+        let init: InitProducerIdResponse =
+            eventually("InitProducerId answered", Duration::from_secs(10), || common::raw::call(&mut s, ApiKey::InitProducerId, 4, &init), |r: &InitProducerIdResponse| r.error_code != 14);
+        let want = |home: i32, other: i16| if *id == home { other } else { 16 };
+        assert_eq!(resp.error_code, want(group_home, 25), "broker {id}: Heartbeat (coordinator {group_home}: UNKNOWN_MEMBER_ID)");
+        assert_eq!(init.error_code, want(txn_home, 0), "broker {id}: InitProducerId (coordinator {txn_home})");
     }
     let offsets = topic_view(cluster.port(1), "__consumer_offsets");
     assert_eq!(offsets.len(), 50, "made through the controller at the first lookup");

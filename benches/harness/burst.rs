@@ -39,7 +39,7 @@ impl<'p> BurstProducer<'p> {
             // SAFETY: every message points at `payload`, which outlives the call, and
             // RD_KAFKA_MSG_F_COPY makes librdkafka copy it into each record before it returns.
             unsafe {
-                rd::rd_kafka_produce_batch(self.topic, self.partition, rd::RD_KAFKA_MSG_F_COPY as i32, msgs.as_mut_ptr(), msgs.len() as i32);
+                rd::rd_kafka_produce_batch(self.topic, self.partition, rd::RD_KAFKA_MSG_F_COPY, msgs.as_mut_ptr(), msgs.len() as i32);
             }
             let ok = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
             let full = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;

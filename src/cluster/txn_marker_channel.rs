@@ -144,7 +144,7 @@ impl MarkerChannel for TxnMarkerChannel {
                     break;
                 }
                 attempts += 1;
-                if attempts % 20 == 0 {
+                if attempts.is_multiple_of(20) {
                     tracing::warn!(producer_id = producer.0, partitions = ?left, "transaction markers not written yet; the transaction stays prepared until they are");
                 }
                 tokio::time::sleep(pause).await;

@@ -8,6 +8,9 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment as 
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
 pub async fn handle(ctx: &Ctx<'_>, req: ConsumerGroupHeartbeatRequest) -> Outcome {
+    if let Some(e) = super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &req.group_id) {
+        return ctx.respond(&ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()).with_member_epoch(-1));
+    }
     let owned = req.topic_partitions.map(|tps| {
         let mut a = Assignment::new();
         for tp in tps {

@@ -7,7 +7,10 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 const FENCED_SINCE: i16 = 2;
 
 pub async fn handle(ctx: &Ctx<'_>, req: EndTxnRequest) -> Outcome {
-    let result = ctx.state.txns.end_txn(&req.transactional_id, req.producer_id.0, req.producer_epoch, req.committed).await;
+    let result = match super::find_coordinator::elsewhere(ctx, super::find_coordinator::TRANSACTION, &req.transactional_id) {
+        Some(e) => Err(e),
+        None => ctx.state.txns.end_txn(&req.transactional_id, req.producer_id.0, req.producer_epoch, req.committed).await,
+    };
     if let Err(e) = &result {
         tracing::debug!(transactional_id = %req.transactional_id.as_str(), commit = req.committed, error = ?e, "EndTxn refused");
     }

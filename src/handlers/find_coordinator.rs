@@ -43,6 +43,11 @@ pub fn coordinates(ctx: &Ctx<'_>, key_type: i8, key: &str) -> bool {
     t.partitions.get(&p).is_some_and(|reg| reg.leader == ctx.node_id())
 }
 
+/// NOT_COORDINATOR when another broker coordinates `key` (the client looks again).
+pub fn elsewhere(ctx: &Ctx<'_>, key_type: i8, key: &str) -> Option<Error> {
+    (!coordinates(ctx, key_type, key)).then_some(Error::NotCoordinator)
+}
+
 async fn locate(ctx: &Ctx<'_>, key_type: i8, key: &str) -> Result<Located, (Error, String)> {
     let (topic, partitions, rf, segment_bytes) = internal_topic(ctx, key_type)?;
     let me = ctx.node_id();

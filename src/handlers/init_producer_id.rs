@@ -9,6 +9,7 @@ const FENCED_SINCE: i16 = 4;
 
 pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> Outcome {
     let result = match req.transactional_id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) if !super::find_coordinator::coordinates(ctx, super::find_coordinator::TRANSACTION, id) => Err(super::Error::NotCoordinator),
         Some(id) => {
             let expected = (ctx.version >= 3 && req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
             let r = ctx.state.txns.init_producer_id(id, req.transaction_timeout_ms, expected).await;

@@ -7,6 +7,13 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 pub async fn handle(ctx: &Ctx<'_>, req: JoinGroupRequest) -> Outcome {
     let v = ctx.version;
+    if let Some(e) = super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &req.group_id) {
+        let mut resp = JoinGroupResponse::default().with_error_code(e.code()).with_generation_id(-1).with_member_id(req.member_id.clone());
+        if v < 6 {
+            resp.protocol_name = Some(str_bytes(""));
+        }
+        return ctx.respond(&resp);
+    }
     let join = JoinRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),

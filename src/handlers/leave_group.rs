@@ -5,6 +5,9 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 pub async fn handle(ctx: &Ctx<'_>, req: LeaveGroupRequest) -> Outcome {
+    if let Some(e) = super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &req.group_id) {
+        return ctx.respond(&LeaveGroupResponse::default().with_error_code(e.code()));
+    }
     let batched = ctx.version >= 3;
     let named: Vec<(String, Option<String>)> = if batched {
         req.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string()))).collect()

@@ -77,9 +77,12 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> Outcome {
     tracing::debug!(group = %req.group_id.as_str(), member = %req.member_id.as_str(), epoch = req.generation_id_or_member_epoch,
         partitions = ?commits.iter().map(|(tp, c)| (tp.1, c.offset)).collect::<Vec<_>>(), "offset commit");
     let stale = if ctx.version >= 9 { Error::StaleMemberEpoch } else { Error::IllegalGeneration };
-    let result = groups
-        .commit_offsets(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id_or_member_epoch, stale, commits)
-        .await;
+    let result = match super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &req.group_id) {
+        Some(e) => Err(e),
+        None => groups
+            .commit_offsets(&req.group_id, &req.member_id, req.group_instance_id.as_deref(), req.generation_id_or_member_epoch, stale, commits)
+            .await,
+    };
     let topics = req
         .topics
         .iter()

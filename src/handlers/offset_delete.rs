@@ -6,6 +6,9 @@ use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponseParti
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 pub async fn handle(ctx: &Ctx<'_>, req: OffsetDeleteRequest) -> Outcome {
+    if let Some(e) = super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &req.group_id) {
+        return ctx.respond(&OffsetDeleteResponse::default().with_error_code(e.code()));
+    }
     let wanted: Vec<TopicPartition> =
         req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index))).collect();
     let resp = match ctx.state.groups.delete_offsets(&req.group_id, &wanted).await {

@@ -40,6 +40,10 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> Outcome {
     let groups = &ctx.state.groups;
     let v = ctx.version;
     if v < 8 {
+        if let Some(e) = super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &req.group_id) {
+            // v2+ carry a top-level error; older clients see no offsets.
+            return ctx.respond(&OffsetFetchResponse::default().with_error_code(if v >= 2 { e.code() } else { 0 }));
+        }
         let wanted: Option<Vec<TopicPartition>> = req.topics.map(|ts| {
             ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect()
         });
@@ -74,6 +78,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> Outcome {
             let wanted: Option<Vec<TopicPartition>> = g.topics.map(|ts| {
                 ts.into_iter().flat_map(|t| t.partition_indexes.into_iter().map(move |p| (t.name.to_string(), p))).collect()
             });
+            if let Some(e) = super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &g.group_id) {
+                return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(e.code());
+            }
             if v >= 9 && g.member_epoch >= 0 {
                 let member = g.member_id.as_deref().unwrap_or("");
                 if let Some(e) = groups.validate_offset_fetch(&g.group_id, member, g.member_epoch) {

@@ -121,7 +121,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
         let unknown = if ctx.version >= 13 { Error::UnknownTopicId } else { Error::UnknownTopicOrPartition };
         let mut parts = Vec::with_capacity(topic_data.partition_data.len());
         for data in &topic_data.partition_data {
-            if !matches!(acks, -1 | 0 | 1) {
+            if !(-1..=1).contains(&acks) {
                 parts.push(error_response(data.index, Error::InvalidRequiredAcks, None));
                 continue;
             }

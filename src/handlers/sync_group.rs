@@ -5,6 +5,9 @@ use crate::coordinator::member::SyncRequest;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 pub async fn handle(ctx: &Ctx<'_>, req: SyncGroupRequest) -> Outcome {
+    if let Some(e) = super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &req.group_id) {
+        return ctx.respond(&SyncGroupResponse::default().with_error_code(e.code()));
+    }
     let sync = SyncRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),

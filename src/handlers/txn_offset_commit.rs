@@ -19,7 +19,11 @@ pub async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> Outcome {
     );
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     let here = super::find_coordinator::coordinates(ctx, super::find_coordinator::TRANSACTION, &req.transactional_id);
-    let checked = if here { ctx.state.txns.validate_producer(&req.transactional_id, pid, epoch) } else { Ok(()) };
+    let checked = match super::find_coordinator::elsewhere(ctx, super::find_coordinator::GROUP, &req.group_id) {
+        Some(e) => Err(e),
+        None if here => ctx.state.txns.validate_producer(&req.transactional_id, pid, epoch),
+        None => Ok(()),
+    };
     let result = match checked {
         Err(e) => Err(e),
         Ok(()) => {

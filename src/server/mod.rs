@@ -134,9 +134,16 @@ impl Broker {
         // InitProducerId waits for it if it comes first.
         {
             let ids = state.producer_ids.clone();
+            let cancel = cancel.clone();
             tracker.spawn(async move {
-                if let Err(e) = ids.prefetch().await {
-                    tracing::debug!(error = %e, "no producer ids yet; InitProducerId will ask again");
+                // Asked again until the active controller answers (a cluster may still be
+                // electing one); InitProducerId meanwhile gets a retriable error.
+                while let Err(e) = ids.prefetch().await {
+                    tracing::debug!(error = %e, "no producer ids yet; asking again");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
                 }
             });
         }
