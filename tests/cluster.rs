@@ -1,5 +1,4 @@
-//! Three real `ferrite` processes as one KRaft-style cluster (combined mode, still behind
-//! FERRITE_EXPERIMENTAL_CLUSTER while topics are each node's own): they form one metadata
+//! Three real `ferrite` processes as one KRaft-style cluster (combined mode): they form one metadata
 //! quorum, every broker registers and heartbeats, a killed broker is fenced after its
 //! session and comes back on restart, and killing the active controller elects another.
 
@@ -19,7 +18,7 @@ fn three_combined_nodes_form_one_quorum_fence_a_dead_broker_and_survive_the_cont
     let keys = node_keys(&nodes[0], &voters);
     let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"));
-    c.args(["--data-dir", nodes[0].dir.0.to_str().unwrap()]).env("FERRITE_EXPERIMENTAL_CLUSTER", "1");
+    c.args(["--data-dir", nodes[0].dir.0.to_str().unwrap()]);
     for (k, v) in &keys {
         c.args(["--override", &format!("{k}={v}")]);
     }

@@ -1,5 +1,5 @@
-//! Topics across three real `ferrite` processes (combined nodes, still behind
-//! FERRITE_EXPERIMENTAL_CLUSTER): created through one broker, placed over all three,
+//! Topics across three real `ferrite` processes (combined nodes): created through one
+//! broker, placed over all three,
 //! described the same by every broker, produced through one and consumed through another
 //! with librdkafka; a broker that does not lead a partition says who does (KIP-951); a
 //! killed leader's partitions are offline until it returns, with their records; groups

@@ -80,7 +80,8 @@ impl Drop for ComposeDown {
 }
 
 /// `docker/compose-cluster.yaml`: three containers of the image form one metadata quorum,
-/// and a client bootstrapped from any one of them sees all three brokers.
+/// a client bootstrapped from any one of them sees all three brokers, and a topic created
+/// through one is produced through another and consumed through the third.
 #[test]
 fn the_compose_cluster_forms_one_quorum() {
     let project = "ferrite-compose-test";
@@ -105,4 +106,36 @@ fn the_compose_cluster_forms_one_quorum() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", "localhost:19092").create().unwrap();
+    let topic = rdkafka::admin::NewTopic::new("spread", 3, rdkafka::admin::TopicReplication::Fixed(1));
+    let created = rt.block_on(admin.create_topics([&topic], &rdkafka::admin::AdminOptions::new())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let md = {
+        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", "localhost:39092").create().unwrap();
+        c.fetch_metadata(Some("spread"), Duration::from_secs(10)).unwrap()
+    };
+    let leaders: BTreeSet<i32> = md.topics()[0].partitions().iter().map(|p| p.leader()).collect();
+    assert_eq!(leaders, BTreeSet::from([1, 2, 3]), "one partition on each container");
+    let p: rdkafka::producer::BaseProducer = ClientConfig::new().set("bootstrap.servers", "localhost:29092").create().unwrap();
+    for i in 0..30 {
+        let v = format!("v{i}");
+        p.send(rdkafka::producer::BaseRecord::<(), str>::to("spread").payload(&v).partition(i % 3)).unwrap();
+    }
+    rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("acknowledged by every leader");
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", "localhost:39092").set("group.id", "unused").create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for part in 0..3 {
+        tpl.add_partition_offset("spread", part, rdkafka::Offset::Beginning).unwrap();
+    }
+    rdkafka::consumer::Consumer::assign(&c, &tpl).unwrap();
+    let (mut got, deadline) = (0, Instant::now() + Duration::from_secs(30));
+    while got < 30 && Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            m.expect("no consume error");
+            got += 1;
+        }
+    }
+    assert_eq!(got, 30, "every record back through the third container");
 }

@@ -79,25 +79,41 @@ fn a_lone_node_is_its_own_quorum_and_describes_it() {
 }
 
 #[test]
-fn a_node_configured_for_several_refuses_to_start_until_clusters_are_served() {
+fn nodes_this_build_cannot_serve_refuse_to_start_before_writing_anything() {
     let dir = TempDir::new("voters");
     let port = free_port();
     let cport = free_port();
-    let out = run_expecting_exit(
-        &dir.0,
-        port,
+    let voters = format!("1@127.0.0.1:{cport},2@127.0.0.1:1,3@127.0.0.1:2");
+    let refused = |keys: &[(&str, &str)], why: &str| {
+        let out = run_expecting_exit(&dir.0, port, keys, Duration::from_secs(20));
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(why), "{text}");
+        assert!(!dir.0.join("meta.properties").exists(), "nothing written");
+    };
+    let listeners = format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}");
+    let combined = [
+        ("node.id", "1"),
+        ("controller.quorum.voters", voters.as_str()),
+        ("controller.listener.names", "CONTROLLER"),
+        ("listeners", listeners.as_str()),
+        ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+    ];
+    // A node of a cluster that was never formatted does not invent its own cluster id.
+    refused(&combined, "ferrite format");
+    // A broker-only node.
+    let plain = format!("PLAINTEXT://127.0.0.1:{port}");
+    refused(
         &[
-            ("node.id", "1"),
-            ("controller.quorum.voters", &format!("1@127.0.0.1:{cport},2@127.0.0.1:1,3@127.0.0.1:2")),
+            ("node.id", "4"),
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", voters.as_str()),
             ("controller.listener.names", "CONTROLLER"),
-            ("listeners", &format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}")),
+            ("listeners", plain.as_str()),
             ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
         ],
-        Duration::from_secs(20),
+        "not served yet",
     );
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("not served yet"), "{text}");
     // A lone node still starts as before.
     let f = Ferrite::start(&dir.0, port, &[]);
     assert_eq!(describe(&f.bootstrap(), 2).topics[0].partitions[0].leader_id.0, 0);

@@ -5,9 +5,9 @@
 //! `<metadata.log.dir>/__cluster_metadata-0`. Every node registers its broker with the
 //! active controller at each start (a new incarnation, a broker epoch one above the last)
 //! and heartbeats; a broker is fenced until its first heartbeat and again when they stop.
-//! Clusters of several combined nodes run only with `FERRITE_EXPERIMENTAL_CLUSTER=1`
-//! while topics are still each node's own; other configurations for several nodes refuse
-//! to start.
+//! Clusters of several combined nodes (broker and controller each) are served; a node of
+//! one must have been formatted with the cluster's id (or be given it). Nodes that are
+//! only a broker or only a controller refuse to start for now.
 
 use super::controller::{ControllerError, QuorumController, Registration};
 use super::controller_rpc::{ControllerChannel, ControllerEnvelope};
@@ -24,30 +24,31 @@ use uuid::Uuid;
 /// The metadata log's directory name, as Kafka's.
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
 
-/// Set to 1 to run a combined-mode cluster of several nodes while it is being built:
-/// brokers register, heartbeat and are fenced, but topics are still each node's own.
-pub const EXPERIMENTAL_CLUSTER_ENV: &str = "FERRITE_EXPERIMENTAL_CLUSTER";
-
 /// Refuses, before anything is written, a configuration this build cannot serve.
 pub fn check_supported(cfg: &BrokerConfig) -> anyhow::Result<()> {
     let c = &cfg.cluster;
-    let experimental = std::env::var(EXPERIMENTAL_CLUSTER_ENV).is_ok_and(|v| v == "1");
-    if experimental && c.roles.broker && c.roles.controller && !c.voters.is_empty() {
-        // The nodes of a cluster share one id: they are formatted with it (or given it),
-        // never each inventing their own.
-        if cfg.get("cluster.id").is_none() && !crate::storage::LogManager::is_formatted(cfg) {
-            anyhow::bail!(
-                "{} is not formatted: run `ferrite format --cluster-id ID` with this configuration first \
-                 (the same ID on every node; `ferrite random-uuid` makes one), or set CLUSTER_ID",
-                cfg.log_dir.display()
-            );
-        }
+    if c.is_lone() {
         return Ok(());
     }
-    if !c.is_lone() {
+    if !(c.roles.broker && c.roles.controller) {
         anyhow::bail!(
-            "clusters of several nodes (controller.quorum.voters, controller.quorum.bootstrap.servers) are not served yet; \
-             run a single node by leaving them unset"
+            "nodes that are only a broker or only a controller (process.roles) are not served yet; \
+             run every node of the cluster with process.roles=broker,controller"
+        );
+    }
+    if c.voters.is_empty() {
+        anyhow::bail!(
+            "controller.quorum.bootstrap.servers alone (dynamic quorums, KIP-853) is not served yet; \
+             list the voters in controller.quorum.voters"
+        );
+    }
+    // The nodes of a cluster share one id: they are formatted with it (or given it), never
+    // each inventing their own.
+    if cfg.get("cluster.id").is_none() && !crate::storage::LogManager::is_formatted(cfg) {
+        anyhow::bail!(
+            "{} is not formatted: run `ferrite format --cluster-id ID` with this configuration first \
+             (the same ID on every node; `ferrite random-uuid` makes one), or set CLUSTER_ID",
+            cfg.log_dir.display()
         );
     }
     Ok(())

@@ -65,8 +65,7 @@ pub fn spawn(node: &Node, voters: &str) -> Ferrite {
         .map(|(k, v)| (k.to_string(), v)),
     );
     let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let env: &[(&str, &str)] =
-        if node.id == 3 { &[("FERRITE_EXPERIMENTAL_CLUSTER", "1"), ("CLUSTER_ID", CLUSTER_ID)] } else { &[("FERRITE_EXPERIMENTAL_CLUSTER", "1")] };
+    let env: &[(&str, &str)] = if node.id == 3 { &[("CLUSTER_ID", CLUSTER_ID)] } else { &[] };
     Ferrite::spawn_with_env(&node.dir.0, node.port, &keys, env)
 }
 
