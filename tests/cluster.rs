@@ -1,6 +1,7 @@
 //! Three real `ferrite` processes as one KRaft-style cluster (combined mode): they form one metadata
 //! quorum, every broker registers and heartbeats, a killed broker is fenced after its
-//! session and comes back on restart, and killing the active controller elects another.
+//! session and comes back on restart, and killing the active controller elects another,
+//! which goes on creating topics that the killed node learns when it returns.
 
 mod common;
 
@@ -80,9 +81,29 @@ fn three_combined_nodes_form_one_quorum_fence_a_dead_broker_and_survive_the_cont
     for id in &rest {
         eventually("the old controller's broker fenced", Duration::from_secs(15), || cluster_view(port(*id)).0, |b| *b == rest);
     }
+    // Topics are still created, through the broker that is not the new controller, and
+    // placed over the two live brokers only.
+    let follower = *rest.iter().find(|id| **id != next).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", format!("127.0.0.1:{}", port(follower))).create().unwrap();
+    let t = rdkafka::admin::NewTopic::new("after-failover", 4, rdkafka::admin::TopicReplication::Fixed(2));
+    let opts = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    rt.block_on(admin.create_topics([&t], &opts)).unwrap()[0].clone().expect("created after the controller died");
+    let replicas = |id: i32| -> Vec<i32> {
+        let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", format!("127.0.0.1:{}", port(id))).create().unwrap();
+        let md = c.fetch_metadata(Some("after-failover"), Duration::from_secs(10)).unwrap();
+        let mut r: Vec<i32> = md.topics()[0].partitions().iter().flat_map(|p| p.replicas().to_vec()).collect();
+        r.sort();
+        r.dedup();
+        r
+    };
+    assert_eq!(replicas(next), rest, "placed over the live brokers");
     running.insert(leader, start(&nodes[leader as usize - 1], &voters));
     for id in &all {
         eventually("all three again", Duration::from_secs(15), || cluster_view(port(*id)).0, |b| *b == all);
         assert_eq!(quorum_view(port(*id)).0, next, "the new leader stays");
     }
+    // The restarted node learned the topic made while it was dead.
+    eventually("the topic on the restarted node", Duration::from_secs(15), || replicas(leader), |r| *r == rest);
 }

@@ -72,6 +72,8 @@ public class FerriteCompat {
     public static void main(String[] args) throws Exception {
         bootstrap = args[0];
         boolean kip848 = Arrays.asList(args).contains("--kip848");
+        // --nodes=N: the cluster behind the bootstrap has N combined nodes (1: a lone node).
+        int nodes = Arrays.stream(args).filter(a -> a.startsWith("--nodes=")).map(a -> Integer.parseInt(a.substring(8))).findFirst().orElse(1);
         Admin admin = Admin.create(props());
 
         String topic = unique("java");
@@ -84,16 +86,19 @@ public class FerriteCompat {
         });
         check("admin.cluster", () -> {
             DescribeClusterResult r = admin.describeCluster();
-            require(r.nodes().get().size() == 1, "one node");
+            require(r.nodes().get().size() == nodes, nodes + " nodes: " + r.nodes().get());
             require(r.clusterId().get() != null, "a cluster id");
             return "controller " + r.controller().get().id();
         });
         check("admin.cluster:metadata_quorum", () -> {
             // What kafka-metadata-quorum describe --status prints comes from here.
             QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get();
-            int self = admin.describeCluster().nodes().get().iterator().next().id();
-            require(q.leaderId() == self, "this node leads the quorum: " + q);
-            require(q.voters().size() == 1 && q.voters().get(0).replicaId() == self, "one voter: " + q);
+            Set<Integer> ids = new HashSet<>();
+            for (Node n : admin.describeCluster().nodes().get()) ids.add(n.id());
+            require(ids.contains(q.leaderId()), "a node of the cluster leads the quorum: " + q);
+            Set<Integer> voters = new HashSet<>();
+            for (QuorumInfo.ReplicaState v : q.voters()) voters.add(v.replicaId());
+            require(voters.equals(ids), "every node votes: " + q);
             require(q.highWatermark() > 0 && q.leaderEpoch() >= 1, "a committed metadata log: " + q);
             return "leader " + q.leaderId() + " epoch " + q.leaderEpoch() + " hw " + q.highWatermark();
         });
@@ -229,9 +234,10 @@ public class FerriteCompat {
         });
 
         check("admin.log_dirs", () -> {
-            Map<Integer, Map<String, LogDirDescription>> dirs = admin.describeLogDirs(List.of(0)).allDescriptions().get();
-            require(dirs.get(0).size() == 1, "one log dir: " + dirs);
-            return dirs.get(0).keySet().iterator().next();
+            int first = admin.describeCluster().nodes().get().iterator().next().id();
+            Map<Integer, Map<String, LogDirDescription>> dirs = admin.describeLogDirs(List.of(first)).allDescriptions().get();
+            require(dirs.get(first).size() == 1, "one log dir: " + dirs);
+            return dirs.get(first).keySet().iterator().next();
         });
 
         String txnTopic = unique("java-txn");

@@ -51,6 +51,43 @@ def broker():
     shutil.rmtree(data, ignore_errors=True)
 
 
+CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """Three combined ferrite nodes (broker and controller each) on 127.0.0.1, formatted
+    with one cluster id; yields their bootstrap addresses by node id; each must stop
+    cleanly at the end."""
+    binary = os.environ.get("FERRITE_BIN", str(ROOT / "target" / "debug" / "ferrite"))
+    nodes = {n: {"port": free_port(), "cport": free_port(), "data": tempfile.mkdtemp(prefix=f"ferrite-cluster-{n}-")} for n in (1, 2, 3)}
+    voters = ",".join(f"{n}@127.0.0.1:{v['cport']}" for n, v in nodes.items())
+    procs = {}
+    for n, v in nodes.items():
+        args = [binary, "--data-dir", v["data"]]
+        for k, val in [
+            ("node.id", str(n)),
+            ("controller.quorum.voters", voters),
+            ("listeners", f"PLAINTEXT://127.0.0.1:{v['port']},CONTROLLER://127.0.0.1:{v['cport']}"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            ("group.initial.rebalance.delay.ms", "0"),
+        ]:
+            args += ["--override", f"{k}={val}"]
+        subprocess.run(args + ["format", "--cluster-id", CLUSTER_ID], check=True, capture_output=True)
+        procs[n] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for v in nodes.values():
+        wait_for_port(v["port"], timeout=60)
+    yield {n: f"127.0.0.1:{v['port']}" for n, v in nodes.items()}
+    for p in procs.values():
+        p.send_signal(signal.SIGTERM)
+    for n, p in procs.items():
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0, f"node {n}: {err.decode()[-2000:]}"
+    for v in nodes.values():
+        shutil.rmtree(v["data"], ignore_errors=True)
+
+
 # ---- the compatibility matrix ----
 # A test declares what it shows with @pytest.mark.capability(client, capability, ...); its
 # outcome is appended to $FERRITE_RESULTS/python.jsonl (compat-tests/matrix builds the
