@@ -9,10 +9,12 @@
 mod common;
 
 use common::cluster::{connect, eventually, Cluster};
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest, ElectLeadersResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, InitProducerIdRequest, InitProducerIdResponse,
     MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -162,6 +164,18 @@ fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them
     let resp = raw_produce(cluster.port(leader), "spread", part);
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "its leader takes it");
 
+    // DescribeLogDirs lists a broker's own replicas only.
+    for id in &all {
+        let mut s = connect(cluster.port(*id)).unwrap();
+        let req = DescribeLogDirsRequest::default().with_topics(Some(vec![DescribableLogDirTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("spread")))
+            .with_partitions((0..6).collect())]));
+        let resp: DescribeLogDirsResponse = common::raw::call(&mut s, ApiKey::DescribeLogDirs, 1, &req);
+        let listed: Vec<i32> = resp.results[0].topics[0].partitions.iter().map(|p| p.partition_index).collect();
+        let own: Vec<i32> = leaders.iter().filter(|(_, l)| *l == id).map(|(p, _)| *p).collect();
+        assert_eq!(listed, own, "broker {id}");
+    }
+
     // Every broker names the same coordinator for a group and for a transactional id.
     for (key_type, key) in [(0i8, "the-group"), (1, "the-txn")] {
         let answers: Vec<_> = all.iter().map(|id| eventually("a coordinator", Duration::from_secs(10), || coordinator(cluster.port(*id), key_type, key), |c| c.0 == 0)).collect();
@@ -229,6 +243,14 @@ fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them
     let offline = eventually("its partitions offline", Duration::from_secs(15), || topic_view(cluster.port(others[0]), "spread"), |v| v[&part].0 == -1);
     assert_eq!((offline[&part].4.clone(), offline[&part].5), (vec![victim], 5), "offline replica named, LEADER_NOT_AVAILABLE");
     let live = *leaders.iter().find(|(_, l)| **l == others[0]).unwrap().0;
+    // ElectLeaders: nobody else can lead the offline partition yet; the live one needs none.
+    let mut s = connect(cluster.port(others[0])).unwrap();
+    let elect = ElectLeadersRequest::default().with_election_type(0).with_timeout_ms(5000).with_topic_partitions(Some(vec![TopicPartitions::default()
+        .with_topic(TopicName(StrBytes::from_static_str("spread")))
+        .with_partitions(vec![part, live])]));
+    let elected: ElectLeadersResponse = common::raw::call(&mut s, ApiKey::ElectLeaders, 1, &elect);
+    let codes: Vec<i16> = elected.replica_election_results[0].partition_result.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![83, 84], "ELIGIBLE_LEADERS_NOT_AVAILABLE, ELECTION_NOT_NEEDED");
     assert_eq!(raw_produce(cluster.port(others[0]), "spread", live).responses[0].partition_responses[0].error_code, 0, "the others serve on");
     cluster.restart(victim);
     eventually("its partitions back", Duration::from_secs(15), || topic_view(cluster.port(others[1]), "spread"), |v| v[&part].0 == victim);

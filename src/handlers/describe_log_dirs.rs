@@ -1,5 +1,5 @@
-//! DescribeLogDirs: the one log directory, its partitions' sizes and (v4) its disk's total
-//! and usable bytes.
+//! DescribeLogDirs: the one log directory, the sizes of the partitions this broker is a
+//! replica of (per the metadata image), and (v4) its disk's total and usable bytes.
 
 use super::{str_bytes, Ctx, Outcome};
 use kafka_protocol::messages::describe_log_dirs_response::{DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic};
@@ -7,6 +7,8 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 
 pub async fn handle(ctx: &Ctx<'_>, req: DescribeLogDirsRequest) -> Outcome {
     let logs = &ctx.state.logs;
+    let image = ctx.state.metadata.snapshot();
+    let me = ctx.node_id();
     let wanted: Vec<(String, Option<Vec<i32>>)> = match req.topics {
         Some(ts) => ts.into_iter().map(|t| (t.topic.to_string(), Some(t.partitions))).collect(),
         None => logs.topics().iter().map(|t| (t.name.clone(), None)).collect(),
@@ -19,6 +21,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: DescribeLogDirsRequest) -> Outcome {
                 .partitions
                 .iter()
                 .filter(|p| parts.as_ref().is_none_or(|want| want.contains(&p.index)))
+                // Only this broker's replicas (a partition the image does not know is local).
+                .filter(|p| image.partition(topic.id, p.index).is_none_or(|reg| reg.replicas.contains(&me)))
                 .map(|p| {
                     DescribeLogDirsPartition::default()
                         .with_partition_index(p.index)
