@@ -9,8 +9,8 @@
 //! every time, which the protocol allows and every client handles.
 
 use super::fetch_response::{self, FetchOut, TopicOut};
-use super::not_leader::Leadership;
-use super::{check_leader_epoch, code, str_bytes, Ctx, Error, Outcome};
+use super::not_leader::{node_endpoints, Leadership};
+use super::{check_leader_epoch, code, Ctx, Error, Outcome};
 use crate::cluster::metadata_cache::NotLeader;
 use crate::storage::{FileSlice, Partition, ReadError, Topic};
 use futures::future::select_all;
@@ -167,17 +167,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> Outcome {
     // Subscribe before the first read so an append between the read and the wait still wakes us.
     let mut watchers: Vec<watch::Receiver<i64>> =
         wanted.iter().filter(|w| w.leader.is_ok()).filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe())).collect();
-    let node_endpoints = leadership
-        .endpoints(&ctx.conn.listener)
-        .into_iter()
-        .map(|e| {
-            NodeEndpoint::default()
-                .with_node_id(BrokerId(e.id))
-                .with_host(str_bytes(&e.host))
-                .with_port(e.port as i32)
-                .with_rack(e.rack.as_deref().map(str_bytes))
-        })
-        .collect();
+    let node_endpoints = node_endpoints!(leadership, &ctx.conn.listener, NodeEndpoint);
     let results = loop {
         for w in watchers.iter_mut() {
             w.borrow_and_update();

@@ -53,3 +53,22 @@ impl Leadership {
             .collect()
     }
 }
+
+/// KIP-951's `node_endpoints` as the response type `$endpoint` (Produce's and Fetch's are
+/// distinct types of one shape) for every leader `$leadership` named.
+macro_rules! node_endpoints {
+    ($leadership:expr, $listener:expr, $endpoint:ty) => {
+        $leadership
+            .endpoints($listener)
+            .into_iter()
+            .map(|e| {
+                <$endpoint>::default()
+                    .with_node_id(kafka_protocol::messages::BrokerId(e.id))
+                    .with_host(super::str_bytes(&e.host))
+                    .with_port(e.port as i32)
+                    .with_rack(e.rack.as_deref().map(super::str_bytes))
+            })
+            .collect()
+    };
+}
+pub(crate) use node_endpoints;

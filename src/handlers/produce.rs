@@ -7,7 +7,7 @@
 use crate::metrics::Metrics;
 use crate::storage::log::AppendError;
 use crate::storage::producer_state::ProducerError;
-use super::not_leader::Leadership;
+use super::not_leader::{node_endpoints, Leadership};
 use super::{str_bytes, Ctx, Error, Outcome};
 use crate::storage::batch::{self, BatchError, BatchHeader};
 use crate::storage::recompress;
@@ -171,16 +171,6 @@ pub async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> Outcome {
     if acks == 0 {
         return Outcome::NoResponse;
     }
-    let endpoints = leadership
-        .endpoints(&ctx.conn.listener)
-        .into_iter()
-        .map(|e| {
-            NodeEndpoint::default()
-                .with_node_id(BrokerId(e.id))
-                .with_host(str_bytes(&e.host))
-                .with_port(e.port as i32)
-                .with_rack(e.rack.as_deref().map(str_bytes))
-        })
-        .collect();
+    let endpoints = node_endpoints!(leadership, &ctx.conn.listener, NodeEndpoint);
     ctx.respond(&ProduceResponse::default().with_responses(responses).with_node_endpoints(endpoints))
 }
