@@ -107,3 +107,63 @@ fn three_combined_nodes_form_one_quorum_fence_a_dead_broker_and_survive_the_cont
     // The restarted node learned the topic made while it was dead.
     eventually("the topic on the restarted node", Duration::from_secs(15), || replicas(leader), |r| *r == rest);
 }
+
+/// A broker-only node (KRaft's observer) joins three combined nodes: it registers, serves
+/// and leads its share of new partitions, answers DescribeQuorum from the voters' view,
+/// and follows a new active controller when the old one dies.
+#[test]
+fn a_broker_only_node_joins_the_cluster_and_follows_the_quorum() {
+    let mut cluster = common::cluster::Cluster::new("observer");
+    cluster.start_all();
+    let extra = Node { id: 4, port: free_port(), cport: 0, dir: TempDir::new("observer-4") };
+    let mut broker4 = Some(common::cluster::start_broker_only(&extra, &cluster.voters));
+    let all = vec![1, 2, 3, 4];
+    for port in [cluster.port(1), extra.port] {
+        eventually("four live brokers", Duration::from_secs(30), || cluster_view(port).0, |b| *b == all);
+    }
+    let (leader, voters) = eventually("the quorum seen from the observer", Duration::from_secs(10), || quorum_view(extra.port), |v| v.0 > 0);
+    assert_eq!(voters, vec![1, 2, 3], "the observer does not vote");
+    assert_eq!(quorum_view(cluster.port(1)).0, leader);
+
+    // Topics through the observer: placed over all four, served by it for its share.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let bootstrap4 = format!("127.0.0.1:{}", extra.port);
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &bootstrap4).create().unwrap();
+    let opts = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let create = |name: &str| {
+        let t = rdkafka::admin::NewTopic::new(name, 8, rdkafka::admin::TopicReplication::Fixed(1));
+        rt.block_on(admin.create_topics([&t], &opts)).unwrap()[0].clone().expect("created through the observer");
+    };
+    create("wide");
+    let leaders = |port: u16, topic: &str| -> Vec<i32> {
+        let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", format!("127.0.0.1:{port}")).create().unwrap();
+        let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+        let mut l: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.leader()).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(leaders(cluster.port(2), "wide"), vec![1, 1, 2, 2, 3, 3, 4, 4]);
+    let p = common::producer(&bootstrap4, &[("acks", "all")]);
+    for i in 0..80 {
+        let v = format!("v{i}");
+        p.send(rdkafka::producer::BaseRecord::<(), str>::to("wide").payload(&v).partition(i % 8)).unwrap();
+    }
+    rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("acknowledged");
+    let got = common::consume(&cluster.bootstrap(3), "wide", &(0..8).collect::<Vec<_>>(), rdkafka::Offset::Beginning, 80, Duration::from_secs(30));
+    assert_eq!(got.len(), 80, "every record, produced through the observer, back through a voter");
+
+    // The active controller dies: the observer follows the new one and creates through it.
+    cluster.kill9(leader);
+    let live_voter = *[1, 2, 3].iter().find(|id| **id != leader).unwrap();
+    eventually("a new leader among the voters", Duration::from_secs(15), || quorum_view(cluster.port(live_voter)), |v| v.0 > 0 && v.0 != leader);
+    let (next, _) = eventually("a new leader seen by the observer", Duration::from_secs(15), || quorum_view(extra.port), |v| v.0 > 0 && v.0 != leader);
+    assert_ne!(next, leader);
+    create("after");
+    eventually("four minus the dead controller", Duration::from_secs(15), || cluster_view(extra.port).0, |b| b.len() == 3 && b.contains(&4));
+    // And the observer, restarted, comes back.
+    broker4.take().unwrap().kill9();
+    let _broker4 = common::cluster::start_broker_only(&extra, &cluster.voters);
+    eventually("the observer back", Duration::from_secs(15), || cluster_view(cluster.port(next)).0, |b| b.contains(&4));
+    assert_eq!(leaders(extra.port, "after").len(), 8);
+}

@@ -101,15 +101,15 @@ fn nodes_this_build_cannot_serve_refuse_to_start_before_writing_anything() {
     ];
     // A node of a cluster that was never formatted does not invent its own cluster id.
     refused(&combined, "ferrite format");
-    // A broker-only node.
-    let plain = format!("PLAINTEXT://127.0.0.1:{port}");
+    // A controller-only node.
+    let controller_only = format!("CONTROLLER://127.0.0.1:{cport}");
     refused(
         &[
-            ("node.id", "4"),
-            ("process.roles", "broker"),
+            ("node.id", "1"),
+            ("process.roles", "controller"),
             ("controller.quorum.voters", voters.as_str()),
             ("controller.listener.names", "CONTROLLER"),
-            ("listeners", plain.as_str()),
+            ("listeners", controller_only.as_str()),
             ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
         ],
         "not served yet",

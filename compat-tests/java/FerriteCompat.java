@@ -218,7 +218,8 @@ public class FerriteCompat {
             Config c = admin.describeConfigs(List.of(r)).all().get().get(r);
             require(c.get("retention.ms").value().equals("3600000"), "retention.ms altered: " + c.get("retention.ms"));
             require(c.get("segment.bytes") != null && c.get("segment.bytes").value() != null, "defaults described");
-            ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER, "0");
+            String nodeId = String.valueOf(admin.describeCluster().nodes().get().iterator().next().id());
+            ConfigResource broker = new ConfigResource(ConfigResource.Type.BROKER, nodeId);
             Config b = admin.describeConfigs(List.of(broker)).all().get().get(broker);
             require(b.get("log.retention.hours") != null, "broker config described");
             return null;
@@ -226,7 +227,13 @@ public class FerriteCompat {
 
         check("admin.topics+admin.delete_records:partitions_and_records", () -> {
             admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all().get();
-            require(admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size() == 4, "4 partitions");
+            // Other brokers learn of the new partitions a moment later (as in Kafka).
+            long until = System.currentTimeMillis() + 10_000;
+            int seen;
+            while ((seen = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size()) != 4 && System.currentTimeMillis() < until) {
+                Thread.sleep(50);
+            }
+            require(seen == 4, "4 partitions, saw " + seen);
             admin.deleteRecords(Map.of(new TopicPartition(topic, 0), RecordsToDelete.beforeOffset(10))).all().get();
             ListOffsetsResult.ListOffsetsResultInfo e = admin.listOffsets(Map.of(new TopicPartition(topic, 0), OffsetSpec.earliest())).all().get().get(new TopicPartition(topic, 0));
             require(e.offset() == 10, "log start moved to 10: " + e.offset());

@@ -7,7 +7,8 @@
 
 use super::controller::{ControllerError, HeartbeatReply, QuorumController, Registration};
 use super::controller_topics::AdoptedTopic;
-use super::quorum::MetadataQuorum;
+use super::image::MetadataImage;
+use super::quorum::{MetadataQuorum, QuorumStatus};
 use super::raft::network::{self, Envelope, RaftRequest, RaftResponse};
 use super::raft::TypeConfig;
 use super::rpc::{read_frame, write_frame};
@@ -33,6 +34,9 @@ pub enum ControllerRequest {
     SetTopicConfigs { name: String, configs: BTreeMap<String, String> },
     SetBrokerConfigs { name: String, configs: BTreeMap<String, String> },
     AdoptTopics { broker: i32, topics: Vec<AdoptedTopic>, migration: bool, broker_configs: Vec<(String, BTreeMap<String, String>)> },
+    /// A broker-only node asks for the metadata image if newer than offset `after`
+    /// (held up to `observer::FETCH_WAIT` until one is).
+    FetchImage { node_id: i32, after: u64 },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -43,6 +47,8 @@ pub enum ControllerResponse {
     AllocateProducerIds(Result<(i64, i64), ControllerError>),
     /// A metadata change: the offset of the batch that holds it.
     Written(Result<u64, ControllerError>),
+    /// The quorum as this voter sees it, and its image when newer than asked.
+    Image { status: QuorumStatus, image: Option<MetadataImage> },
 }
 
 /// Answers a broker's call with this node's controller (every request but the quorum's own).
@@ -62,6 +68,13 @@ async fn dispatch(controller: &QuorumController, req: ControllerRequest) -> Cont
         Q::SetTopicConfigs { name, configs } => Written(controller.set_topic_configs(&name, configs).await),
         Q::SetBrokerConfigs { name, configs } => Written(controller.set_broker_configs(&name, configs).await),
         Q::AdoptTopics { broker, topics, migration, broker_configs } => Written(controller.adopt_topics(broker, topics, migration, broker_configs).await),
+        Q::FetchImage { after, .. } => {
+            let mut rx = controller.quorum.image();
+            let _ = tokio::time::timeout(super::observer::FETCH_WAIT, rx.wait_for(|img| img.offset > after)).await;
+            let image = rx.borrow().clone();
+            let newer = (image.offset > after).then(|| (*image).clone());
+            Image { status: controller.quorum.status(), image: newer }
+        }
     }
 }
 

@@ -46,7 +46,9 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerRegistration>,
     pub topics: BTreeMap<Uuid, TopicImage>,
     pub topic_ids: BTreeMap<String, Uuid>,
-    /// (resource type, resource name) → key → value.
+    /// (resource type, resource name) → key → value. Stored as a list of entries: JSON
+    /// (snapshots, the controller listener) has no tuple keys.
+    #[serde(with = "config_entries")]
     pub configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
     /// The first producer id no broker has been given yet.
     pub next_producer_id: i64,
@@ -54,6 +56,34 @@ pub struct MetadataImage {
     /// Whether the topics found on disk before the metadata log existed are recorded.
     #[serde(default)]
     pub migrated: bool,
+}
+
+mod config_entries {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    type Configs = BTreeMap<(i8, String), BTreeMap<String, String>>;
+
+    pub fn serialize<S: Serializer>(configs: &Configs, s: S) -> Result<S::Ok, S::Error> {
+        configs.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    /// A list of entries; or the `{}` of an image written before there were any (JSON
+    /// could never hold a non-empty one as a map).
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Entries(Vec<((i8, String), BTreeMap<String, String>)>),
+        EmptyMap(BTreeMap<String, serde::de::IgnoredAny>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Configs, D::Error> {
+        match Stored::deserialize(d)? {
+            Stored::Entries(e) => Ok(e.into_iter().collect()),
+            Stored::EmptyMap(m) if m.is_empty() => Ok(Configs::new()),
+            Stored::EmptyMap(_) => Err(serde::de::Error::custom("configs stored as a map")),
+        }
+    }
 }
 
 impl MetadataImage {
@@ -278,6 +308,20 @@ mod tests {
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));
         img.apply_batch(5, &[MetadataRecord::RemoveTopicRecord { topic_id: id }]).unwrap();
         assert!(img.topic("a").is_none() && img.topic_configs("a").is_none() && img.topics.is_empty());
+    }
+
+    #[test]
+    fn an_image_with_configs_round_trips_through_json() {
+        let mut img = MetadataImage::default();
+        img.apply_batch(1, &topic("a", 1, 1)).unwrap();
+        let set = |t: i8, r: &str| MetadataRecord::ConfigRecord { resource_type: t, resource_name: r.into(), name: "k".into(), value: Some("v".into()) };
+        img.apply_batch(2, &[set(CONFIG_TOPIC, "a"), set(CONFIG_BROKER, ""), set(CONFIG_BROKER, "1")]).unwrap();
+        let json = serde_json::to_vec(&img).expect("snapshots and observers' fetches carry images");
+        assert_eq!(serde_json::from_slice::<MetadataImage>(&json).unwrap(), img);
+        // An image without configs, as written before they were stored as a list.
+        let mut old = serde_json::to_value(MetadataImage::default()).unwrap();
+        old["configs"] = serde_json::json!({});
+        assert_eq!(serde_json::from_value::<MetadataImage>(old).unwrap(), MetadataImage::default());
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! `<metadata.log.dir>/__cluster_metadata-0`. Every node registers its broker with the
 //! active controller at each start (a new incarnation, a broker epoch one above the last)
 //! and heartbeats; a broker is fenced until its first heartbeat and again when they stop.
-//! Clusters of several combined nodes (broker and controller each) are served; a node of
-//! one must have been formatted with the cluster's id (or be given it). Nodes that are
-//! only a broker or only a controller refuse to start for now.
+//! Clusters of combined nodes (broker and controller each), with or without broker-only
+//! nodes (observers of the quorum), are served; a node of one must have been formatted
+//! with the cluster's id (or be given it). Controller-only nodes refuse to start for now.
 
 use super::controller::{ControllerError, QuorumController, Registration};
 use super::controller_rpc::{ControllerChannel, ControllerEnvelope};
@@ -30,10 +30,10 @@ pub fn check_supported(cfg: &BrokerConfig) -> anyhow::Result<()> {
     if c.is_lone() {
         return Ok(());
     }
-    if !(c.roles.broker && c.roles.controller) {
+    if !c.roles.broker {
         anyhow::bail!(
-            "nodes that are only a broker or only a controller (process.roles) are not served yet; \
-             run every node of the cluster with process.roles=broker,controller"
+            "controller-only nodes (process.roles=controller) are not served yet; \
+             run the controllers with process.roles=broker,controller"
         );
     }
     if c.voters.is_empty() {
@@ -55,6 +55,23 @@ pub fn check_supported(cfg: &BrokerConfig) -> anyhow::Result<()> {
 }
 
 /// Starts the quorum member this configuration asks for.
+/// This node's part of the quorum: a voter (its raft instance serves the controller
+/// listener) or, on a broker-only node, an observer.
+pub struct QuorumMember {
+    pub quorum: Arc<dyn MetadataQuorum>,
+    pub raft: Option<Arc<RaftQuorum>>,
+}
+
+pub async fn start_quorum_member(cfg: &BrokerConfig) -> anyhow::Result<QuorumMember> {
+    check_supported(cfg)?;
+    if !cfg.cluster.roles.controller {
+        let observer = super::observer::ObserverQuorum::start(cfg.node_id, cfg.cluster.voters.clone());
+        return Ok(QuorumMember { quorum: observer, raft: None });
+    }
+    let raft = start_quorum(cfg).await?;
+    Ok(QuorumMember { quorum: raft.clone(), raft: Some(raft) })
+}
+
 pub async fn start_quorum(cfg: &BrokerConfig) -> anyhow::Result<Arc<RaftQuorum>> {
     check_supported(cfg)?;
     let cluster = &cfg.cluster;

@@ -4,6 +4,7 @@
 //! - `records`: the metadata log's records, with KRaft's names;
 //! - `image`: `MetadataImage`, what the records add up to; every broker answers from it;
 //! - `metadata_cache`: what handlers ask the image (`MetadataCache`): leaders, endpoints;
+//! - `observer`: a broker-only node's view of the quorum (KRaft's observer);
 //! - `quorum`: `MetadataQuorum`, the narrow face of the consensus engine;
 //! - `raft`: that face on openraft, with the log and snapshots on disk;
 //! - `rpc`: frames on the controller listener;
@@ -24,6 +25,7 @@ pub mod controller_rpc;
 pub mod image;
 pub mod lifecycle;
 pub mod metadata_cache;
+pub mod observer;
 pub mod placement;
 pub mod publisher;
 pub mod quorum;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// A node of the quorum as `DescribeQuorum` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplicaState {
     pub node_id: i32,
     /// The next offset the leader knows this node to have (-1: unknown).
@@ -18,7 +18,7 @@ pub struct ReplicaState {
 }
 
 /// The quorum as this node sees it (Kafka's `DescribeQuorum` partition data).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumStatus {
     pub leader_id: Option<i32>,
     /// KRaft's leader epoch: the Raft term.

@@ -51,8 +51,8 @@ impl Broker {
             let c = config.clone();
             Arc::new(tokio::task::spawn_blocking(move || LogManager::open(c)).await??)
         };
-        let raft_quorum = crate::cluster::lifecycle::start_quorum(&config).await?;
-        let quorum: Arc<dyn MetadataQuorum> = raft_quorum.clone();
+        let member = crate::cluster::lifecycle::start_quorum_member(&config).await?;
+        let quorum: Arc<dyn MetadataQuorum> = member.quorum.clone();
         let controller = Arc::new(QuorumController::new(quorum.clone(), Arc::new(SystemClock), config.cluster.session_timeout_ms));
         let groups = {
             let (logs, cfg) = (logs.clone(), config.group.clone());
@@ -122,8 +122,10 @@ impl Broker {
         let tracker = TaskTracker::new();
         tracker.spawn(background(state.clone(), cancel.clone()));
         tracker.spawn(flusher(state.clone(), cancel.clone()));
-        for l in controller_listeners {
-            tracker.spawn(crate::cluster::controller_rpc::serve(l, raft_quorum.raft().clone(), controller.clone(), cancel.clone()));
+        if let Some(raft) = &member.raft {
+            for l in controller_listeners {
+                tracker.spawn(crate::cluster::controller_rpc::serve(l, raft.raft().clone(), controller.clone(), cancel.clone()));
+            }
         }
         let end_points = state
             .advertised

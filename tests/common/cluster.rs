@@ -75,6 +75,36 @@ pub fn start(node: &Node, voters: &str) -> Ferrite {
     f
 }
 
+/// A broker-only node (`process.roles=broker`, no controller listener) of the cluster whose
+/// voters are `voters`, formatted and started; waits until it serves.
+pub fn start_broker_only(node: &Node, voters: &str) -> Ferrite {
+    let keys: Vec<(String, String)> = [
+        ("node.id", node.id.to_string()),
+        ("process.roles", "broker".to_string()),
+        ("controller.quorum.voters", voters.to_string()),
+        ("listeners", format!("PLAINTEXT://127.0.0.1:{}", node.port)),
+        ("advertised.listeners", format!("PLAINTEXT://127.0.0.1:{}", node.port)),
+        ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string()),
+        ("controller.listener.names", "CONTROLLER".to_string()),
+        ("broker.session.timeout.ms", "2000".to_string()),
+        ("broker.heartbeat.interval.ms", "300".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"));
+    c.args(["--data-dir", node.dir.0.to_str().unwrap()]);
+    for (k, v) in &keys {
+        c.args(["--override", &format!("{k}={v}")]);
+    }
+    let out = c.args(["format", "--cluster-id", CLUSTER_ID, "--ignore-formatted"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let f = Ferrite::spawn_with_env(&node.dir.0, node.port, &keys, &[]);
+    f.wait_serving();
+    f
+}
+
 impl Cluster {
     /// Three nodes with their ports and directories, not started.
     pub fn new(name: &str) -> Self {

@@ -64,7 +64,12 @@ impl Ferrite {
     pub fn spawn_with_env(dir: &Path, port: u16, overrides: &[(&str, &str)], env: &[(&str, &str)]) -> Self {
         let mut c = command(dir, port, overrides);
         c.envs(env.iter().map(|(k, v)| (*k, *v)));
-        let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferrite starts");
+        // TEST_LOG_DIR=<dir>: each process's log kept there, for a failing test.
+        let stderr = match std::env::var("TEST_LOG_DIR") {
+            Ok(d) => Stdio::from(std::fs::File::create(Path::new(&d).join(format!("ferrite-{port}.log"))).expect("log file")),
+            Err(_) => Stdio::null(),
+        };
+        let child = c.stdout(Stdio::null()).stderr(stderr).spawn().expect("ferrite starts");
         Ferrite { child, port }
     }
 
