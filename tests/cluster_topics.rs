@@ -185,7 +185,7 @@ fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them
         assert_eq!(resp.error_code, want(group_home, 25), "broker {id}: Heartbeat (coordinator {group_home}: UNKNOWN_MEMBER_ID)");
         assert_eq!(init.error_code, want(txn_home, 0), "broker {id}: InitProducerId (coordinator {txn_home})");
     }
-    let offsets = topic_view(cluster.port(1), "__consumer_offsets");
+    let offsets = eventually("__consumer_offsets known", Duration::from_secs(10), || topic_view(cluster.port(1), "__consumer_offsets"), |v| v.len() == 50);
     assert_eq!(offsets.len(), 50, "made through the controller at the first lookup");
     assert!(offsets.values().all(|v| v.2.len() == 3), "offsets.topic.replication.factor 3 over three brokers");
 

@@ -49,8 +49,14 @@ def test_confluent_kafka_topics_groups_and_transactions_across_three_brokers(clu
     topic = unique("spread")
     for f in admin.create_topics([NewTopic(topic, 6, 1)]).values():
         f.result(30)
-    md = AdminClient({"bootstrap.servers": cluster[3]}).list_topics(topic, timeout=10)
-    leaders = sorted(p.leader for p in md.topics[topic].partitions.values())
+    # Another broker learns of the topic a moment later.
+    deadline = time.time() + 10
+    while True:
+        md = AdminClient({"bootstrap.servers": cluster[3]}).list_topics(topic, timeout=10)
+        leaders = sorted(p.leader for p in md.topics[topic].partitions.values())
+        if leaders == [1, 1, 2, 2, 3, 3] or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert leaders == [1, 1, 2, 2, 3, 3], leaders
 
     p = ck.Producer({"bootstrap.servers": cluster[2], "acks": "all", "enable.idempotence": True})
