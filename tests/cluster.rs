@@ -128,10 +128,12 @@ fn a_broker_only_node_joins_the_cluster_and_follows_the_quorum() {
     // Topics through the observer: placed over all four, served by it for its share.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let bootstrap4 = format!("127.0.0.1:{}", extra.port);
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", &bootstrap4).create().unwrap();
     let opts = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    // A client of its own each time: librdkafka sends CreateTopics to the controller it
+    // last heard of, and a client that knew the killed one waits for it.
     let create = |name: &str| {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", &bootstrap4).create().unwrap();
         let t = rdkafka::admin::NewTopic::new(name, 8, rdkafka::admin::TopicReplication::Fixed(1));
         rt.block_on(admin.create_topics([&t], &opts)).unwrap()[0].clone().expect("created through the observer");
     };
