@@ -96,11 +96,8 @@ fn consume_all(bootstrap: &str, topic: &str, partitions: i32, n: usize) -> Vec<(
 #[test]
 fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them() {
     let mut cluster = Cluster::new("topics");
-    cluster.start_all();
+    cluster.start_all_live();
     let all = cluster.ids();
-    for id in &all {
-        eventually("three live brokers", Duration::from_secs(30), || common::cluster::cluster_view(cluster.port(*id)).0, |b| *b == all);
-    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 
     // Created through broker 1: six partitions placed round robin over the three.
@@ -273,11 +270,8 @@ fn count(bootstrap: &str, topic: &str, partitions: i32, isolation: &str, n: usiz
 #[test]
 fn a_transaction_spans_partitions_on_three_brokers_with_its_coordinators_elsewhere() {
     let mut cluster = Cluster::new("txns");
-    cluster.start_all();
+    cluster.start_all_live();
     let all = cluster.ids();
-    for id in &all {
-        eventually("three live brokers", Duration::from_secs(30), || common::cluster::cluster_view(cluster.port(*id)).0, |b| *b == all);
-    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     create(&rt, &cluster.bootstrap(1), "txn-out", 6, 1).expect("created");
     let leaders: Vec<i32> = eventually("txn-out known", Duration::from_secs(10), || topic_view(cluster.port(1), "txn-out"), |v| v.len() == 6).values().map(|v| v.0).collect();

@@ -112,11 +112,17 @@ fn the_compose_cluster_forms_one_quorum() {
     let topic = rdkafka::admin::NewTopic::new("spread", 3, rdkafka::admin::TopicReplication::Fixed(1));
     let created = rt.block_on(admin.create_topics([&topic], &rdkafka::admin::AdminOptions::new())).unwrap();
     assert!(created[0].is_ok(), "{created:?}");
-    let md = {
-        let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", "localhost:39092").create().unwrap();
-        c.fetch_metadata(Some("spread"), Duration::from_secs(10)).unwrap()
+    // The third container learns of the topic a moment later.
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", "localhost:39092").create().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let leaders = loop {
+        let md = c.fetch_metadata(Some("spread"), Duration::from_secs(10)).unwrap();
+        let leaders: BTreeSet<i32> = md.topics()[0].partitions().iter().map(|p| p.leader()).filter(|l| *l >= 0).collect();
+        if leaders.len() == 3 || Instant::now() > deadline {
+            break leaders;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     };
-    let leaders: BTreeSet<i32> = md.topics()[0].partitions().iter().map(|p| p.leader()).collect();
     assert_eq!(leaders, BTreeSet::from([1, 2, 3]), "one partition on each container");
     let p: rdkafka::producer::BaseProducer = ClientConfig::new().set("bootstrap.servers", "localhost:29092").create().unwrap();
     for i in 0..30 {

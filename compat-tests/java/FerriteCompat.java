@@ -134,17 +134,30 @@ public class FerriteCompat {
         check("partitions", () -> {
             String t = unique("java-many");
             admin.createTopics(List.of(new NewTopic(t, 32, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            List<java.util.concurrent.Future<RecordMetadata>> sent = new ArrayList<>();
             try (KafkaProducer<String, String> p = producer("lz4")) {
-                for (int i = 0; i < 3200; i++) p.send(new ProducerRecord<>(t, "key-" + (i % 320), "v" + i));
+                for (int i = 0; i < 3200; i++) sent.add(p.send(new ProducerRecord<>(t, "key-" + (i % 320), "v" + i)));
                 p.flush();
             }
+            for (java.util.concurrent.Future<RecordMetadata> f : sent) f.get(); // every send acknowledged
             try (KafkaConsumer<String, String> c = consumer(unique("g"), false)) {
                 List<TopicPartition> tps = new ArrayList<>();
                 for (int i = 0; i < 32; i++) tps.add(new TopicPartition(t, i));
                 c.assign(tps);
                 c.seekToBeginning(tps);
                 List<ConsumerRecord<String, String>> got = drain(c, 3200);
-                require(got.size() == 3200, "3200 records, got " + got.size());
+                if (got.size() != 3200) {
+                    // Which partitions came short, against what their leaders hold.
+                    Map<Integer, Long> read = new TreeMap<>();
+                    for (ConsumerRecord<String, String> r : got) read.merge(r.partition(), 1L, Long::sum);
+                    Map<TopicPartition, Long> ends = c.endOffsets(tps);
+                    StringBuilder b = new StringBuilder();
+                    for (TopicPartition tp : tps) {
+                        long have = read.getOrDefault(tp.partition(), 0L);
+                        if (have != ends.get(tp)) b.append(" p").append(tp.partition()).append(": read ").append(have).append(" of ").append(ends.get(tp)).append(" at ").append(c.position(tp));
+                    }
+                    require(false, "3200 records, got " + got.size() + ";" + b);
+                }
                 Map<String, Set<Integer>> partitionsOfKey = new HashMap<>();
                 for (ConsumerRecord<String, String> r : got) partitionsOfKey.computeIfAbsent(r.key(), k -> new HashSet<>()).add(r.partition());
                 require(partitionsOfKey.values().stream().allMatch(s -> s.size() == 1), "a key stays in one partition");

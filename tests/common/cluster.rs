@@ -126,6 +126,15 @@ impl Cluster {
         self.running.values().for_each(Ferrite::wait_serving);
     }
 
+    /// `start_all`, then waits until every broker sees all three live.
+    pub fn start_all_live(&mut self) {
+        self.start_all();
+        let all = self.ids();
+        for id in &all {
+            eventually("three live brokers", Duration::from_secs(30), || cluster_view(self.port(*id)).0, |b| *b == all);
+        }
+    }
+
     pub fn port(&self, id: i32) -> u16 {
         self.nodes[id as usize - 1].port
     }
