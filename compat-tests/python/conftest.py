@@ -75,7 +75,10 @@ def cluster():
         ]:
             args += ["--override", f"{k}={val}"]
         subprocess.run(args + ["format", "--cluster-id", CLUSTER_ID], check=True, capture_output=True)
-        procs[n] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # TEST_LOG_DIR=<dir>: each node's log kept there, for a failing test.
+        log_dir = os.environ.get("TEST_LOG_DIR")
+        err = open(os.path.join(log_dir, f"cluster-node-{n}.log"), "w") if log_dir else subprocess.PIPE
+        procs[n] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
     for v in nodes.values():
         wait_for_port(v["port"], timeout=60)
     yield {n: f"127.0.0.1:{v['port']}" for n, v in nodes.items()}
@@ -83,7 +86,7 @@ def cluster():
         p.send_signal(signal.SIGTERM)
     for n, p in procs.items():
         _, err = p.communicate(timeout=30)
-        assert p.returncode == 0, f"node {n}: {err.decode()[-2000:]}"
+        assert p.returncode == 0, f"node {n}: {(err or b'').decode()[-2000:]}"
     for v in nodes.values():
         shutil.rmtree(v["data"], ignore_errors=True)
 

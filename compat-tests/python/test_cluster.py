@@ -74,7 +74,7 @@ def test_confluent_kafka_topics_groups_and_transactions_across_three_brokers(clu
     # A group reads everything through broker 3, commits, closes; its offsets are read
     # back through broker 1.
     group = unique("group")
-    c = ck.Consumer({"bootstrap.servers": cluster[3], "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c = ck.Consumer({"bootstrap.servers": cluster[3], "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False, "debug": "cgrp"})
     c.subscribe([topic])
     n, deadline = 0, time.time() + 60
     while n < 600 and time.time() < deadline:

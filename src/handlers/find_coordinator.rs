@@ -43,9 +43,20 @@ pub fn coordinates(ctx: &Ctx<'_>, key_type: i8, key: &str) -> bool {
     t.partitions.get(&p).is_some_and(|reg| reg.leader == ctx.node_id())
 }
 
-/// NOT_COORDINATOR when another broker coordinates `key` (the client looks again).
+/// NOT_COORDINATOR when another broker coordinates `key` (the client looks again);
+/// COORDINATOR_LOAD_IN_PROGRESS while this broker leads the key's partition in the image
+/// but has not made its log yet (the internal topic was just created elsewhere), so that
+/// no group or transaction state changes before it can be written.
 pub fn elsewhere(ctx: &Ctx<'_>, key_type: i8, key: &str) -> Option<Error> {
-    (!coordinates(ctx, key_type, key)).then_some(Error::NotCoordinator)
+    if !coordinates(ctx, key_type, key) {
+        return Some(Error::NotCoordinator);
+    }
+    if ctx.state.config.cluster.is_lone() {
+        return None; // the lone node makes its internal topics on first use
+    }
+    let (topic, partitions, ..) = internal_topic(ctx, key_type).ok()?;
+    let count = ctx.state.metadata.snapshot().topic(topic).map_or(partitions, |t| t.partitions.len() as i32);
+    ctx.state.logs.partition(topic, partition_for(key, count)).is_none().then_some(Error::CoordinatorLoadInProgress)
 }
 
 async fn locate(ctx: &Ctx<'_>, key_type: i8, key: &str) -> Result<Located, (Error, String)> {

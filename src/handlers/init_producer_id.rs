@@ -8,9 +8,11 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 const FENCED_SINCE: i16 = 4;
 
 pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> Outcome {
-    let result = match req.transactional_id.as_deref().filter(|id| !id.is_empty()) {
-        Some(id) if !super::find_coordinator::coordinates(ctx, super::find_coordinator::TRANSACTION, id) => Err(super::Error::NotCoordinator),
-        Some(id) => {
+    let id = req.transactional_id.as_deref().filter(|id| !id.is_empty());
+    let refused = id.and_then(|id| super::find_coordinator::elsewhere(ctx, super::find_coordinator::TRANSACTION, id));
+    let result = match (id, refused) {
+        (_, Some(e)) => Err(e),
+        (Some(id), None) => {
             let expected = (ctx.version >= 3 && req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
             let r = ctx.state.txns.init_producer_id(id, req.transaction_timeout_ms, expected).await;
             if let Err(e) = &r {
@@ -18,7 +20,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> Outcome {
             }
             r.map_err(|e| fenced_as(e, ctx.version, FENCED_SINCE))
         }
-        None => ctx.state.producer_ids.next_id_wait(std::time::Duration::from_secs(5)).await.map(|id| (id, 0)).map_err(|e| {
+        (None, None) => ctx.state.producer_ids.next_id_wait(std::time::Duration::from_secs(5)).await.map(|id| (id, 0)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 // A block of ids is on its way from the controller: the client retries.
                 return Error::CoordinatorLoadInProgress;
