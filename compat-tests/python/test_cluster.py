@@ -3,10 +3,10 @@ bootstrapped from one broker: confluent-kafka (librdkafka 2.16) creates, produce
 consumes in a group and runs transactions across the three brokers; the official Java
 client runs FerriteCompat against the cluster as it does against a lone node.
 
-The Java run is opt-in (FERRITE_CLUSTER_JAVA=1): in one run of three its 3,200-record
-`partitions` check read 3,094 (one partition's records missing within 60 s); until that is
-understood it stays out of CI. The check now reports per partition what was read against
-the leaders' end offsets."""
+The Java run is opt-in (FERRITE_CLUSTER_JAVA=1): in two of about eight runs its
+3,200-record `partitions` check failed — once reading 3,094, once with a producer batch to
+one partition expiring after 120 s while the other 31 partitions took theirs. Until that
+is understood it stays out of CI; TEST_LOG_DIR keeps the nodes' logs."""
 
 import os
 import re
