@@ -342,6 +342,9 @@ public class FerriteCompat {
 
         check("admin.topics:delete", () -> {
             admin.deleteTopics(List.of(topic)).all().get();
+            // Other brokers learn of the deletion a moment later (as in Kafka).
+            long until = System.currentTimeMillis() + 10_000;
+            while (admin.listTopics().names().get().contains(topic) && System.currentTimeMillis() < until) Thread.sleep(50);
             require(!admin.listTopics().names().get().contains(topic), "deleted");
             return null;
         });
