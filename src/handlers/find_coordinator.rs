@@ -33,14 +33,16 @@ fn internal_topic(ctx: &Ctx<'_>, key_type: i8) -> Result<(&'static str, i32, i16
 /// Whether this broker coordinates `key` now (the lone node coordinates every key; on a
 /// node of several, it leads the key's partition of the internal topic).
 pub fn coordinates(ctx: &Ctx<'_>, key_type: i8, key: &str) -> bool {
-    if ctx.state.config.cluster.is_lone() {
-        return true;
-    }
-    let Ok((topic, ..)) = internal_topic(ctx, key_type) else { return false };
+    ctx.state.config.cluster.is_lone() || led_here(ctx, key_type, key).is_some()
+}
+
+/// The internal topic and partition of `key` when this broker leads it in the image.
+fn led_here(ctx: &Ctx<'_>, key_type: i8, key: &str) -> Option<(&'static str, i32)> {
+    let (topic, ..) = internal_topic(ctx, key_type).ok()?;
     let image = ctx.state.metadata.snapshot();
-    let Some(t) = image.topic(topic) else { return false };
+    let t = image.topic(topic)?;
     let p = partition_for(key, t.partitions.len() as i32);
-    t.partitions.get(&p).is_some_and(|reg| reg.leader == ctx.node_id())
+    t.partitions.get(&p).is_some_and(|reg| reg.leader == ctx.node_id()).then_some((topic, p))
 }
 
 /// NOT_COORDINATOR when another broker coordinates `key` (the client looks again);
@@ -48,15 +50,13 @@ pub fn coordinates(ctx: &Ctx<'_>, key_type: i8, key: &str) -> bool {
 /// but has not made its log yet (the internal topic was just created elsewhere), so that
 /// no group or transaction state changes before it can be written.
 pub fn elsewhere(ctx: &Ctx<'_>, key_type: i8, key: &str) -> Option<Error> {
-    if !coordinates(ctx, key_type, key) {
-        return Some(Error::NotCoordinator);
-    }
     if ctx.state.config.cluster.is_lone() {
-        return None; // the lone node makes its internal topics on first use
+        return None; // the lone node coordinates every key and makes its topics on first use
     }
-    let (topic, partitions, ..) = internal_topic(ctx, key_type).ok()?;
-    let count = ctx.state.metadata.snapshot().topic(topic).map_or(partitions, |t| t.partitions.len() as i32);
-    ctx.state.logs.partition(topic, partition_for(key, count)).is_none().then_some(Error::CoordinatorLoadInProgress)
+    match led_here(ctx, key_type, key) {
+        None => Some(Error::NotCoordinator),
+        Some((topic, p)) => ctx.state.logs.partition(topic, p).is_none().then_some(Error::CoordinatorLoadInProgress),
+    }
 }
 
 async fn locate(ctx: &Ctx<'_>, key_type: i8, key: &str) -> Result<Located, (Error, String)> {
