@@ -271,7 +271,6 @@ fn count(bootstrap: &str, topic: &str, partitions: i32, isolation: &str, n: usiz
 fn a_transaction_spans_partitions_on_three_brokers_with_its_coordinators_elsewhere() {
     let mut cluster = Cluster::new("txns");
     cluster.start_all_live();
-    let all = cluster.ids();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     create(&rt, &cluster.bootstrap(1), "txn-out", 6, 1).expect("created");
     let leaders: Vec<i32> = eventually("txn-out known", Duration::from_secs(10), || topic_view(cluster.port(1), "txn-out"), |v| v.len() == 6).values().map(|v| v.0).collect();
