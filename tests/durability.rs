@@ -63,11 +63,16 @@ fn segments_roll_and_retention_deletes_old_ones() {
     // Retention runs every 200 ms: wait for it to cut the log down.
     let c = consumer(&bs, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    let (mut low, mut logs) = (0, usize::MAX);
+    // Retention may take several passes; wait until the log start has stayed put for
+    // three passes, so the reads below race no deletion.
+    let (mut low, mut logs, mut stable_since) = (0, usize::MAX, Instant::now());
     while Instant::now() < deadline {
-        low = c.fetch_watermarks("rolling", 0, Duration::from_secs(5)).unwrap().0;
+        let now_low = c.fetch_watermarks("rolling", 0, Duration::from_secs(5)).unwrap().0;
+        if now_low != low {
+            (low, stable_since) = (now_low, Instant::now());
+        }
         logs = count_logs();
-        if low > 0 && logs <= 6 {
+        if low > 0 && logs <= 6 && stable_since.elapsed() >= Duration::from_millis(600) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
