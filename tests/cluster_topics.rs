@@ -9,12 +9,13 @@
 mod common;
 
 use common::cluster::{connect, eventually, Cluster};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest, ElectLeadersResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, ElectLeadersRequest, ElectLeadersResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, InitProducerIdRequest, InitProducerIdResponse,
     MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -119,6 +120,35 @@ fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them
         assert_eq!((sorted, replicas[0], isr), (all.clone(), *l, replicas));
     }
     assert_eq!(create(&rt, &cluster.bootstrap(3), "quad", 1, 4), Err(rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor));
+
+    // Once CreateTopics answers, every broker lists the partitions and their leaders hold
+    // them: a producer starting at once finds none missing (an idempotent producer's
+    // refused early batch would otherwise be out of sequence for good). Asked on
+    // connections opened before, right after the answer, through each broker in turn.
+    for round in 0..6 {
+        let via = all[round % 3];
+        let name = format!("at-once-{round}");
+        let mut conns: Vec<(i32, std::net::TcpStream)> = all.iter().map(|id| (*id, connect(cluster.port(*id)).unwrap())).collect();
+        let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.clone())))
+            .with_num_partitions(64)
+            .with_replication_factor(1)]);
+        let mut s = connect(cluster.port(via)).unwrap();
+        let resp: CreateTopicsResponse = common::raw::call(&mut s, ApiKey::CreateTopics, 7, &req);
+        assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+        for (id, conn) in &mut conns {
+            let req = MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))))]))
+                .with_allow_auto_topic_creation(false);
+            let md: MetadataResponse = common::raw::call(conn, ApiKey::Metadata, 12, &req);
+            assert_eq!((md.topics[0].error_code, md.topics[0].partitions.len()), (0, 64), "broker {id} lists every partition of {name}, created through {via}, at once");
+        }
+        let leaders: BTreeMap<i32, i32> = topic_view(cluster.port(via), &name).iter().map(|(p, v)| (*p, v.0)).collect();
+        for (p, leader) in leaders {
+            let r = raw_produce(cluster.port(leader), &name, p);
+            assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "{name}-{p} takes records on its leader {leader} at once");
+        }
+    }
 
     // Produced through broker 2 (librdkafka goes to each leader), consumed through broker 3.
     let p = common::producer(&cluster.bootstrap(2), &[("acks", "all")]);

@@ -19,6 +19,7 @@
 //! - `lifecycle`: starting this node's quorum member, the broker's registration and
 //!   heartbeats (`BrokerLifecycleManager`).
 
+pub mod broker_client;
 pub mod controller;
 pub mod controller_topics;
 pub mod controller_rpc;
@@ -27,6 +28,7 @@ pub mod lifecycle;
 pub mod metadata_cache;
 pub mod observer;
 pub mod placement;
+pub mod propagation;
 pub mod publisher;
 pub mod quorum;
 pub mod raft;

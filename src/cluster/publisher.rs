@@ -11,6 +11,10 @@
 //! Dynamic broker configs (the cluster-wide default and this node's) follow the log the
 //! same way, once the node's own have been recorded in it.
 //!
+//! The image the request handlers see (`MetadataCache`) is the one the local logs were last
+//! made to match: a broker that lists a topic in Metadata has its partitions, so a client
+//! that learns of a topic from it never finds them missing here.
+//!
 //! Every broker keeps every topic's partitions on disk, as the lone node always has: the
 //! handlers answer existence, configs and offsets questions from its logs, and only the
 //! partitions a broker leads (the image says which) take records. Followers become real
@@ -32,12 +36,27 @@ pub struct MetadataPublisher {
     node_id: i32,
     /// The offset of the last image the local logs were made to match.
     applied: watch::Sender<u64>,
+    /// That image, for the handlers.
+    published: watch::Sender<Arc<MetadataImage>>,
     last_error: Mutex<Option<String>>,
 }
 
 impl MetadataPublisher {
-    pub fn new(logs: Arc<LogManager>, node_id: i32) -> Arc<Self> {
-        Arc::new(MetadataPublisher { logs, node_id, applied: watch::channel(0).0, last_error: Mutex::new(None) })
+    /// `initial`: the image the handlers see until the first pass (the quorum's at start,
+    /// which the logs on disk already match but for a creation a crash interrupted).
+    pub fn new(logs: Arc<LogManager>, node_id: i32, initial: Arc<MetadataImage>) -> Arc<Self> {
+        Arc::new(MetadataPublisher {
+            logs,
+            node_id,
+            applied: watch::channel(0).0,
+            published: watch::channel(initial).0,
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// The image the local logs match, as it changes.
+    pub fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.published.subscribe()
     }
 
     /// Waits until the local logs match an image at `offset` or later; the last local
@@ -138,6 +157,7 @@ impl MetadataPublisher {
                 }
             };
             prev = img.clone();
+            self.published.send_replace(img.clone());
             self.applied.send_replace(img.offset);
             if !adopt.is_empty() || !img.migrated {
                 let cfg = self.logs.broker_config();
@@ -184,7 +204,7 @@ mod tests {
     fn local_logs_follow_the_image_and_leftovers_are_told_from_topics_to_record() {
         let dir = tempfile::tempdir().unwrap();
         let logs = logs(dir.path());
-        let p = MetadataPublisher::new(logs.clone(), 0);
+        let p = MetadataPublisher::new(logs.clone(), 0, Arc::new(MetadataImage::default()));
         logs.create_topic("legacy", 1, BTreeMap::new(), false).unwrap();
 
         // Before the migration every local topic is to be recorded, none removed.

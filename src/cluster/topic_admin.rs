@@ -6,10 +6,12 @@
 //! then sent to the active controller (this node's own, or another's over the controller
 //! listener, as Kafka's brokers forward admin requests), then waited for until this node's
 //! logs match (`MetadataPublisher`). A creation whose local partitions cannot be made is
-//! removed from the metadata log again, so it stays all-or-nothing.
+//! removed from the metadata log again, so it stays all-or-nothing. New partitions are
+//! answered once every live broker lists them (`propagation`).
 
 use super::controller::ControllerError;
 use super::controller_rpc::{ControllerChannel, ControllerRequest};
+use super::metadata_cache::MetadataCache;
 use super::publisher::MetadataPublisher;
 use crate::storage::{LogManager, Topic, TopicError};
 use std::collections::BTreeMap;
@@ -19,11 +21,16 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long new partitions wait for the other brokers to list them (`propagation`).
+const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct TopicAdmin {
     logs: Arc<LogManager>,
     controller: Arc<ControllerChannel>,
     publisher: Arc<MetadataPublisher>,
+    metadata: Arc<MetadataCache>,
+    /// Where other brokers are asked whether they list new partitions.
+    inter_broker_listener: String,
 }
 
 fn controller_error(e: ControllerError) -> TopicError {
@@ -41,8 +48,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, TopicError> +
 }
 
 impl TopicAdmin {
-    pub fn new(logs: Arc<LogManager>, controller: Arc<ControllerChannel>, publisher: Arc<MetadataPublisher>) -> Self {
-        TopicAdmin { logs, controller, publisher }
+    pub fn new(
+        logs: Arc<LogManager>,
+        controller: Arc<ControllerChannel>,
+        publisher: Arc<MetadataPublisher>,
+        metadata: Arc<MetadataCache>,
+        inter_broker_listener: String,
+    ) -> Self {
+        TopicAdmin { logs, controller, publisher, metadata, inter_broker_listener }
+    }
+
+    async fn propagated(&self, name: &str, partitions: i32) {
+        let want = [(name.to_string(), partitions)];
+        super::propagation::wait_listed(&self.metadata, &self.inter_broker_listener, &want, PROPAGATION_TIMEOUT).await;
     }
 
     /// Runs the local operation as a check only; false when the caller asked for no more.
@@ -81,7 +99,10 @@ impl TopicAdmin {
         let offset = self.controller.write(req).await.map_err(controller_error)?;
         let applied = self.applied(offset).await;
         match self.logs.topic(name) {
-            Some(t) if t.id == id => Ok(t),
+            Some(t) if t.id == id => {
+                self.propagated(name, partitions).await;
+                Ok(t)
+            }
             _ => {
                 // Not made here: take it out of the metadata log again.
                 if let Err(e) = self.controller.write(ControllerRequest::DeleteTopic { name: name.to_string(), id: Some(id) }).await {
@@ -99,7 +120,10 @@ impl TopicAdmin {
         }
         self.write(ControllerRequest::CreatePartitions { name: name.to_string(), count }).await?;
         match self.logs.topic(name) {
-            Some(t) if t.partitions.len() as i32 >= count => Ok(()),
+            Some(t) if t.partitions.len() as i32 >= count => {
+                self.propagated(name, count).await;
+                Ok(())
+            }
             _ => Err(TopicError::Io(io::Error::other(format!("the new partitions of {name} could not be made; the broker retries")))),
         }
     }

@@ -12,16 +12,13 @@ use super::metadata_cache::MetadataCache;
 use crate::coordinator::transaction_coordinator::{TopicPartition, COORDINATOR_EPOCH};
 use crate::coordinator::txn_store::MarkerChannel;
 use crate::coordinator::internal_topic::TxnProducer;
-use bytes::{Buf, BytesMut};
 use futures::future::BoxFuture;
 use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
-use kafka_protocol::messages::{ApiKey, ProducerId, RequestHeader, ResponseHeader, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const VERSION: i16 = 1;
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,30 +55,7 @@ async fn call(addr: &str, partitions: &[TopicPartition], producer: TxnProducer, 
                 .collect(),
         );
     let req = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
-    let mut buf = BytesMut::new();
-    buf.extend_from_slice(&[0; 4]);
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::WriteTxnMarkers as i16)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("ferrite-txn-marker-channel")));
-    header.encode(&mut buf, ApiKey::WriteTxnMarkers.request_header_version(VERSION)).map_err(std::io::Error::other)?;
-    req.encode(&mut buf, VERSION).map_err(std::io::Error::other)?;
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    let mut s = TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    s.write_all(&buf).await?;
-    let len = s.read_i32().await?;
-    if len < 0 || len as usize > MAX_RESPONSE {
-        return Err(std::io::Error::other(format!("a WriteTxnMarkers answer of {len} bytes")));
-    }
-    let mut body = vec![0u8; len as usize];
-    s.read_exact(&mut body).await?;
-    let mut body = bytes::Bytes::from(body);
-    ResponseHeader::decode(&mut body, ApiKey::WriteTxnMarkers.response_header_version(VERSION)).map_err(std::io::Error::other)?;
-    let resp = WriteTxnMarkersResponse::decode(&mut body, VERSION).map_err(std::io::Error::other)?;
-    debug_assert!(!body.has_remaining());
+    let resp: WriteTxnMarkersResponse = super::broker_client::call(addr, ApiKey::WriteTxnMarkers, VERSION, "ferrite-txn-marker-channel", &req, MAX_RESPONSE).await?;
     let mut written = BTreeSet::new();
     for m in &resp.markers {
         for t in &m.topics {

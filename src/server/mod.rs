@@ -72,7 +72,10 @@ impl Broker {
             });
             ProducerIdManager::new(allocate, crate::coordinator::producer_id_manager::legacy_floor(&config.log_dir)?)
         };
-        let metadata = Arc::new(crate::cluster::metadata_cache::MetadataCache::new(config.node_id, quorum.image()));
+        // Topics live in the metadata log; the local logs follow it, and the handlers see
+        // the image the logs match.
+        let publisher = MetadataPublisher::new(logs.clone(), config.node_id, quorum.image().borrow().clone());
+        let metadata = Arc::new(crate::cluster::metadata_cache::MetadataCache::new(config.node_id, publisher.image()));
         let markers = Arc::new(crate::cluster::txn_marker_channel::TxnMarkerChannel::new(metadata.clone(), inter_broker_listener(&config)));
         let txns = load_transactions(logs.clone(), &config, groups.clone(), producer_ids.clone(), markers).await?;
         let mut listeners = Vec::new();
@@ -94,9 +97,7 @@ impl Broker {
             local_addrs.push(local);
             listeners.push((l.name.clone(), listener));
         }
-        // Topics live in the metadata log; the local logs follow it.
-        let publisher = MetadataPublisher::new(logs.clone(), config.node_id);
-        let topic_admin = TopicAdmin::new(logs.clone(), channel.clone(), publisher.clone());
+        let topic_admin = TopicAdmin::new(logs.clone(), channel.clone(), publisher.clone(), metadata.clone(), inter_broker_listener(&config));
         let cleaner = Arc::new(LogCleaner::new(logs.clone(), config.cleaner.clone())?);
         cleaner.start();
         let state = Arc::new(BrokerState {
