@@ -123,11 +123,19 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let broker = Broker::start(config).await?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+        }
+    };
+    if !config.cluster.roles.broker {
+        let controller = ferrite::server::controller_server::ControllerServer::start(config).await?;
+        stop.await;
+        return controller.shutdown().await;
     }
+    let broker = Broker::start(config).await?;
+    stop.await;
     broker.shutdown().await
 }
 
@@ -135,13 +143,20 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 fn healthcheck(config: &BrokerConfig) -> std::process::ExitCode {
     use std::io::{Read, Write};
     use std::time::Duration;
-    let Some(listener) = config.listeners.0.first() else { return std::process::ExitCode::FAILURE };
+    // A broker is asked on a client listener; a controller-only node (which speaks only the
+    // quorum's protocol) is healthy when its controller listener accepts.
+    let names = &config.cluster.controller_listener_names;
+    let broker = config.cluster.roles.broker;
+    let Some(listener) = config.listeners.0.iter().find(|l| !broker || !names.contains(&l.name)) else { return std::process::ExitCode::FAILURE };
     let mut addr = listener.bind;
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
     }
     let ask = || -> std::io::Result<()> {
         let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        if !broker {
+            return Ok(());
+        }
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
         // size, api key 18 (ApiVersions), version 0, correlation id 1, null client id
         s.write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])?;

@@ -170,3 +170,75 @@ fn a_broker_only_node_joins_the_cluster_and_follows_the_quorum() {
     eventually("the observer back", Duration::from_secs(15), || cluster_view(cluster.port(next)).0, |b| b.contains(&4));
     eventually("the observer knows the topic made while it was away", Duration::from_secs(10), || leaders(extra.port, "after").len(), |n| *n == 8);
 }
+
+/// Kafka's split deployment: three controller-only nodes are the quorum, two broker-only
+/// nodes serve the clients. The controllers are not brokers (no client listener, absent
+/// from Metadata, no partitions in their directories); topics are created through one
+/// broker and used through the other; when the active controller dies another is elected,
+/// and the dead one, restarted, votes again (the quorum then survives losing a second).
+#[test]
+fn controller_only_nodes_run_the_quorum_for_broker_only_nodes() {
+    use common::cluster::{spawn_controller_only, start_broker_only};
+    let controllers: Vec<Node> = (1..=3).map(|id| Node { id, port: 0, cport: free_port(), dir: TempDir::new(&format!("split-{id}")) }).collect();
+    let voters = controllers.iter().map(|n| format!("{}@127.0.0.1:{}", n.id, n.cport)).collect::<Vec<_>>().join(",");
+    let mut running: BTreeMap<i32, Ferrite> = controllers.iter().map(|n| (n.id, spawn_controller_only(n, &voters))).collect();
+    let brokers: Vec<Node> = (4..=5).map(|id| Node { id, port: free_port(), cport: 0, dir: TempDir::new(&format!("split-{id}")) }).collect();
+    let _running_brokers: Vec<Ferrite> = brokers.iter().map(|n| start_broker_only(n, &voters)).collect();
+    let (p4, p5) = (brokers[0].port, brokers[1].port);
+    for port in [p4, p5] {
+        let (ids, controller) = eventually("the two brokers, and no controller, listed", Duration::from_secs(30), || cluster_view(port), |v| v.0 == vec![4, 5]);
+        assert!(ids.contains(&controller), "clients are pointed at a broker as the controller, not at {controller}");
+    }
+    let (leader, seen_voters) = eventually("a led quorum", Duration::from_secs(15), || quorum_view(p4), |v| v.0 > 0);
+    assert_eq!((seen_voters, (1..=3).contains(&leader)), (vec![1, 2, 3], true), "the controllers are the voters");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let create = |name: &str| {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", format!("127.0.0.1:{p4}")).create().unwrap();
+        let t = rdkafka::admin::NewTopic::new(name, 4, rdkafka::admin::TopicReplication::Fixed(2));
+        let opts = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+        rt.block_on(admin.create_topics([&t], &opts)).unwrap()[0].clone().expect("created through a broker")
+    };
+    let produce_and_read = |topic: &str| {
+        let p = common::producer(&format!("127.0.0.1:{p4}"), &[("acks", "all"), ("enable.idempotence", "true")]);
+        for i in 0..40 {
+            let v = format!("v{i}");
+            p.send(rdkafka::producer::BaseRecord::<(), str>::to(topic).payload(&v).partition(i % 4)).unwrap();
+        }
+        rdkafka::producer::Producer::flush(&p, Duration::from_secs(30)).expect("acknowledged");
+        let got = common::consume(&format!("127.0.0.1:{p5}"), topic, &[0, 1, 2, 3], rdkafka::Offset::Beginning, 40, Duration::from_secs(30));
+        assert_eq!(got.len(), 40, "{topic}: every record, produced through broker 4, back through broker 5");
+    };
+    create("split");
+    produce_and_read("split");
+    let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", format!("127.0.0.1:{p5}")).create().unwrap();
+    let md = c.fetch_metadata(Some("split"), Duration::from_secs(10)).unwrap();
+    for p in md.topics()[0].partitions() {
+        let mut replicas = p.replicas().to_vec();
+        replicas.sort();
+        assert_eq!(replicas, vec![4, 5], "only brokers hold replicas");
+    }
+    for n in &controllers {
+        let entries: Vec<String> = std::fs::read_dir(&n.dir.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(entries.iter().all(|e| !e.starts_with("split-")), "controller {} holds no partitions: {entries:?}", n.id);
+        assert!(entries.iter().any(|e| e == "meta.properties"), "controller {} is formatted: {entries:?}", n.id);
+    }
+
+    // The active controller dies: another is elected, and the brokers create through it.
+    running.remove(&leader).unwrap().kill9();
+    let (next, _) = eventually("a new active controller", Duration::from_secs(15), || quorum_view(p4), |v| v.0 > 0 && v.0 != leader);
+    create("after-failover");
+    produce_and_read("after-failover");
+    // Restarted, the old one votes again: without it, losing the new leader would leave
+    // one voter of three, and nothing could be created.
+    let old = controllers.iter().find(|n| n.id == leader).unwrap();
+    running.insert(leader, spawn_controller_only(old, &voters));
+    eventually("the restarted controller caught up with the metadata log", Duration::from_secs(20), || common::cluster::quorum_offsets(p4), |(hw, leos)| {
+        *hw > 0 && leos.get(&leader).is_some_and(|leo| leo >= hw)
+    });
+    running.remove(&next).unwrap().kill9();
+    eventually("a third active controller", Duration::from_secs(20), || quorum_view(p5), |v| v.0 > 0 && v.0 != next);
+    create("after-second-failover");
+    produce_and_read("after-second-failover");
+}

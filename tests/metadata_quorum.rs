@@ -101,7 +101,7 @@ fn nodes_this_build_cannot_serve_refuse_to_start_before_writing_anything() {
     ];
     // A node of a cluster that was never formatted does not invent its own cluster id.
     refused(&combined, "ferrite format");
-    // A controller-only node.
+    // Nor does a controller-only node.
     let controller_only = format!("CONTROLLER://127.0.0.1:{cport}");
     refused(
         &[
@@ -112,7 +112,7 @@ fn nodes_this_build_cannot_serve_refuse_to_start_before_writing_anything() {
             ("listeners", controller_only.as_str()),
             ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
         ],
-        "not served yet",
+        "ferrite format",
     );
     // A lone node still starts as before.
     let f = Ferrite::start(&dir.0, port, &[]);

@@ -30,12 +30,6 @@ pub fn check_supported(cfg: &BrokerConfig) -> anyhow::Result<()> {
     if c.is_lone() {
         return Ok(());
     }
-    if !c.roles.broker {
-        anyhow::bail!(
-            "controller-only nodes (process.roles=controller) are not served yet; \
-             run the controllers with process.roles=broker,controller"
-        );
-    }
     if c.voters.is_empty() {
         anyhow::bail!(
             "controller.quorum.bootstrap.servers alone (dynamic quorums, KIP-853) is not served yet; \

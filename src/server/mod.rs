@@ -7,6 +7,7 @@
 pub mod connection;
 pub use crate::broker_state::{Advertised, BrokerState};
 pub mod connection_quotas;
+pub mod controller_server;
 pub mod request_pool;
 mod zero_copy;
 
@@ -44,6 +45,7 @@ impl Broker {
     /// serving. Must be called inside a Tokio runtime.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<Broker> {
         crate::cluster::lifecycle::check_supported(&config)?;
+        anyhow::ensure!(config.cluster.roles.broker, "process.roles has no broker: start a ControllerServer");
         let config = Arc::new(config);
         let fd_limit = crate::storage::resource_budget::raise_open_file_limit();
         tracing::debug!(fd_limit, "open-file limit");

@@ -296,7 +296,9 @@ impl LogManager {
         broker.log_dir.join("meta.properties").exists()
     }
 
-    fn load_meta(broker: &BrokerConfig, dir: &Path) -> io::Result<String> {
+    /// Reads (or writes, on first start) `meta.properties` in `dir`: the node and cluster it
+    /// belongs to must be this configuration's. Returns the cluster id.
+    pub fn load_meta(broker: &BrokerConfig, dir: &Path) -> io::Result<String> {
         let path = dir.join("meta.properties");
         let mut meta = if path.exists() { read_properties(&path)? } else { BTreeMap::new() };
         if let Some(stored) = meta.get("node.id") {

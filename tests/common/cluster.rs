@@ -78,7 +78,7 @@ pub fn start(node: &Node, voters: &str) -> Ferrite {
 /// A broker-only node (`process.roles=broker`, no controller listener) of the cluster whose
 /// voters are `voters`, formatted and started; waits until it serves.
 pub fn start_broker_only(node: &Node, voters: &str) -> Ferrite {
-    let keys: Vec<(String, String)> = [
+    let f = format_and_spawn(node, &[
         ("node.id", node.id.to_string()),
         ("process.roles", "broker".to_string()),
         ("controller.quorum.voters", voters.to_string()),
@@ -88,21 +88,40 @@ pub fn start_broker_only(node: &Node, voters: &str) -> Ferrite {
         ("controller.listener.names", "CONTROLLER".to_string()),
         ("broker.session.timeout.ms", "2000".to_string()),
         ("broker.heartbeat.interval.ms", "300".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
+    f.wait_serving();
+    f
+}
+
+/// A controller-only node (`process.roles=controller`, a controller listener alone) of
+/// the quorum `voters`, formatted and started; it votes once a majority runs. Its
+/// `Ferrite::port` is its controller port.
+pub fn spawn_controller_only(node: &Node, voters: &str) -> Ferrite {
+    format_and_spawn(node, &[
+        ("node.id", node.id.to_string()),
+        ("process.roles", "controller".to_string()),
+        ("controller.quorum.voters", voters.to_string()),
+        ("listeners", format!("CONTROLLER://127.0.0.1:{}", node.cport)),
+        ("listener.security.protocol.map", "CONTROLLER:PLAINTEXT".to_string()),
+        ("controller.listener.names", "CONTROLLER".to_string()),
+        ("controller.quorum.election.timeout.ms", "500".to_string()),
+        ("broker.session.timeout.ms", "2000".to_string()),
+        ("broker.heartbeat.interval.ms", "300".to_string()),
+    ])
+}
+
+/// `ferrite format --cluster-id` with `keys` (idempotent), then the process, not waited for.
+fn format_and_spawn(node: &Node, keys: &[(&str, String)]) -> Ferrite {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"));
     c.args(["--data-dir", node.dir.0.to_str().unwrap()]);
-    for (k, v) in &keys {
+    for (k, v) in keys {
         c.args(["--override", &format!("{k}={v}")]);
     }
     let out = c.args(["format", "--cluster-id", CLUSTER_ID, "--ignore-formatted"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let f = Ferrite::spawn_with_env(&node.dir.0, node.port, &keys, &[]);
-    f.wait_serving();
-    f
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let port = keys.iter().find(|(k, _)| *k == "process.roles").filter(|(_, v)| *v == "controller").map_or(node.port, |_| node.cport);
+    Ferrite::spawn_with_env(&node.dir.0, port, &keys, &[])
 }
 
 impl Cluster {
@@ -192,4 +211,16 @@ pub fn eventually<T: std::fmt::Debug>(what: &str, within: Duration, mut f: impl 
         assert!(Instant::now() < deadline, "{what}: still {v:?} after {within:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// (high watermark, each voter's log end offset) of the metadata quorum as `port`
+/// describes it; -1 where the leader does not know a voter's.
+pub fn quorum_offsets(port: u16) -> (i64, BTreeMap<i32, i64>) {
+    let mut s = connect(port).expect("the broker accepts connections");
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let resp: DescribeQuorumResponse = super::raw::call(&mut s, ApiKey::DescribeQuorum, 1, &req);
+    let p = &resp.topics[0].partitions[0];
+    (p.high_watermark, p.current_voters.iter().map(|v| (v.replica_id.0, v.log_end_offset)).collect())
 }
