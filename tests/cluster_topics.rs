@@ -4,7 +4,8 @@
 //! with librdkafka; a broker that does not lead a partition says who does (KIP-951); a
 //! killed leader's partitions are offline until it returns, with their records; groups
 //! and transactional ids find one coordinator whichever broker they ask, and the others
-//! answer NOT_COORDINATOR; a transaction spans partitions on all three brokers.
+//! answer NOT_COORDINATOR; a transaction spans partitions on all three brokers; rskafka
+//! finds every partition's leader by itself.
 
 mod common;
 
@@ -274,6 +275,30 @@ fn topics_are_spread_over_three_brokers_and_every_broker_answers_for_all_of_them
     for id in &all {
         eventually("triple gone", Duration::from_secs(10), || topic_view(cluster.port(*id), "triple"), |v| v.is_empty());
     }
+
+    // rskafka (its own protocol code) bootstrapped from one broker: creates through its
+    // controller client, writes and reads each partition at its leader, deletes.
+    rt.block_on(rskafka_round_trip(cluster.bootstrap(2)));
+}
+
+async fn rskafka_round_trip(bootstrap: String) {
+    use rskafka::client::partition::{Compression, OffsetAt, UnknownTopicHandling};
+    let client = rskafka::client::ClientBuilder::new(vec![bootstrap]).build().await.expect("rskafka connects");
+    client.controller_client().unwrap().create_topic("rs-spread", 6, 1, 10_000).await.expect("created");
+    for p in 0..6 {
+        let part = client.partition_client("rs-spread", p, UnknownTopicHandling::Retry).await.unwrap();
+        let record = rskafka::record::Record {
+            key: None,
+            value: Some(format!("rs{p}").into_bytes()),
+            headers: BTreeMap::new(),
+            timestamp: rskafka::chrono::Utc::now(),
+        };
+        part.produce(vec![record], Compression::Lz4).await.expect("written at the leader");
+        assert_eq!(part.get_offset(OffsetAt::Latest).await.unwrap(), 1);
+        let (got, _) = part.fetch_records(0, 1..1_000_000, 1_000).await.unwrap();
+        assert_eq!(got[0].record.value.as_deref(), Some(format!("rs{p}").as_bytes()), "partition {p} read back");
+    }
+    client.controller_client().unwrap().delete_topic("rs-spread", 10_000).await.expect("deleted");
 }
 
 /// Consumes every partition of `topic` from the start at `isolation` until `n` records

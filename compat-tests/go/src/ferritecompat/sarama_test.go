@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,15 @@ func bootstrap(t *testing.T) []string {
 		t.Fatal("FERRITE_BOOTSTRAP is not set")
 	}
 	return []string{b}
+}
+
+// nodes is how many brokers stand behind the bootstrap address (FERRITE_NODES, default 1:
+// a lone node, whose id is 0).
+func nodes() int {
+	if n, err := strconv.Atoi(os.Getenv("FERRITE_NODES")); err == nil && n > 0 {
+		return n
+	}
+	return 1
 }
 
 func saramaConfig() *sarama.Config {
