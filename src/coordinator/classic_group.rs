@@ -75,6 +75,9 @@ pub struct ClassicGroup {
     join_deadline: Option<i64>,
     initial_delay: Option<InitialDelay>,
     new_member_added: bool,
+    /// The leader's assignment is being written; the members hear of it once it is stored
+    /// (`assignment_stored`), as in Kafka's `storeGroup` callback.
+    storing_assignment: bool,
     /// The stored form changed and must be written to `__consumer_offsets`.
     dirty: bool,
 }
@@ -97,6 +100,7 @@ impl ClassicGroup {
             join_deadline: None,
             initial_delay: None,
             new_member_added: false,
+            storing_assignment: false,
             dirty: false,
         }
     }
@@ -371,6 +375,7 @@ impl ClassicGroup {
     }
 
     fn prepare_rebalance(&mut self, now: i64, cfg: &GroupConfig) {
+        self.storing_assignment = false;
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
                 m.assignment = Bytes::new();
@@ -527,23 +532,16 @@ impl ClassicGroup {
                 m.awaiting_sync = Some(tx);
                 m.heartbeat_deadline = now + m.session_timeout_ms as i64;
                 self.pending_sync.remove(member_id);
-                if self.leader_id.as_deref() == Some(member_id) {
+                // The leader's assignment is stored first; every member parked here hears
+                // of it (or of the failure) in `assignment_stored`. A leader's retry while
+                // it is being stored waits with the others.
+                if self.leader_id.as_deref() == Some(member_id) && !self.storing_assignment {
                     let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
                     for m in self.members.values_mut() {
                         m.assignment = given.remove(&m.member_id).unwrap_or_default();
                     }
-                    self.transition(GroupState::Stable, now);
+                    self.storing_assignment = true;
                     self.dirty = true;
-                    let (pt, pn) = (self.protocol_type.clone(), self.protocol_name.clone());
-                    for m in self.members.values_mut() {
-                        let result = SyncResult {
-                            error: None,
-                            protocol_type: pt.clone(),
-                            protocol_name: pn.clone(),
-                            assignment: m.assignment.clone(),
-                        };
-                        m.complete_sync(result);
-                    }
                 }
                 Reply::Later(rx)
             }
@@ -557,6 +555,35 @@ impl ClassicGroup {
                     protocol_name: self.protocol_name.clone(),
                     assignment: m.assignment.clone(),
                 })
+            }
+        }
+    }
+
+    /// The write of the leader's assignment for `generation` ended. Stored: the group is
+    /// Stable and each member parked in SyncGroup gets its share. Failed: nobody gets an
+    /// assignment that is not stored — every parked member gets `error` (Kafka's
+    /// `resetAndPropagateAssignmentError`) and the group rebalances, so the members rejoin.
+    /// A rebalance that began meanwhile has already answered them; nothing is left to do.
+    pub fn assignment_stored(&mut self, generation: i32, stored: Result<(), Error>, now: i64, cfg: &GroupConfig) {
+        if !self.storing_assignment || self.state != GroupState::CompletingRebalance || self.generation_id != generation {
+            return;
+        }
+        self.storing_assignment = false;
+        match stored {
+            Ok(()) => {
+                self.transition(GroupState::Stable, now);
+                let (pt, pn) = (self.protocol_type.clone(), self.protocol_name.clone());
+                for m in self.members.values_mut() {
+                    let result = SyncResult { error: None, protocol_type: pt.clone(), protocol_name: pn.clone(), assignment: m.assignment.clone() };
+                    m.complete_sync(result);
+                }
+            }
+            Err(e) => {
+                for m in self.members.values_mut() {
+                    m.assignment = Bytes::new();
+                    m.complete_sync(SyncResult::error(e));
+                }
+                self.prepare_rebalance(now, cfg);
             }
         }
     }

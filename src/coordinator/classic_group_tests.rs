@@ -58,6 +58,13 @@ fn pending<T>(rx: &mut oneshot::Receiver<T>) {
     assert!(matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty)), "answered too early");
 }
 
+/// The write of the leader's assignment is durable: what the coordinator reports then.
+fn stored(g: &mut ClassicGroup, t: i64) {
+    assert!(g.take_dirty(), "the leader's assignment is to be stored");
+    let generation = g.generation_id;
+    g.assignment_stored(generation, Ok(()), t, &cfg(0));
+}
+
 /// KIP-394: the first join gets an id, the second is parked.
 fn join_new(g: &mut ClassicGroup, now: i64, cfg: &GroupConfig) -> (String, oneshot::Receiver<JoinResult>) {
     let first = now_result(g.join(req("", None), now, cfg));
@@ -101,12 +108,16 @@ fn stable_group(n: usize, _cfg: &GroupConfig) -> (ClassicGroup, Vec<String>) {
         ids[1..].iter().map(|id| parked(g.sync(sync_req(id, None, 1, None, vec![]), t))).collect();
     let assignment: Vec<(String, Bytes)> = ids.iter().map(|id| (id.clone(), Bytes::from(format!("for-{id}")))).collect();
     let mut leader_sync = parked(g.sync(sync_req(&leader, None, 1, Some(("consumer", "range")), assignment), t));
+    // Nobody hears of the assignment before it is stored.
+    pending(&mut leader_sync);
+    follower_syncs.iter_mut().for_each(|rx| pending(rx));
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    stored(&mut g, t);
     assert_eq!(ready(&mut leader_sync).assignment, Bytes::from(format!("for-{leader}")));
     for (rx, id) in follower_syncs.iter_mut().zip(&ids[1..]) {
         assert_eq!(ready(rx).assignment, Bytes::from(format!("for-{id}")));
     }
     assert_eq!(g.state(), GroupState::Stable);
-    assert!(g.take_dirty(), "a new assignment is stored");
     (g, ids)
 }
 
@@ -183,6 +194,7 @@ fn leader_leaving_mid_sync_restarts_the_rebalance() {
     let (a, mut ra) = join_new(&mut g, 0, &cfg);
     let _ = ready(&mut ra); // completes alone at once (delay 0)
     let mut a_sync = parked(g.sync(sync_req(&a, None, 1, None, vec![(a.clone(), Bytes::from_static(b"x"))]), 0));
+    stored(&mut g, 0);
     let _ = ready(&mut a_sync);
     let (b, mut rb) = join_new(&mut g, 10, &cfg);
     let mut ra = parked(g.join(req(&a, None), 20, &cfg));
@@ -257,6 +269,7 @@ fn a_member_that_never_syncs_is_removed_at_the_rebalance_timeout() {
     let other = if leader == a { b.clone() } else { a.clone() };
     let gen = g.generation_id;
     let mut s = parked(g.sync(sync_req(&leader, None, gen, None, vec![]), 2));
+    stored(&mut g, 2);
     let _ = ready(&mut s);
     assert_eq!(g.state(), GroupState::Stable);
     let mut t = 2;
@@ -287,6 +300,7 @@ fn static_member_restart_gets_its_assignment_without_a_rebalance() {
     let assignment = vec![(ja.member_id.clone(), Bytes::from_static(b"A")), (jb.member_id.clone(), Bytes::from_static(b"B"))];
     let mut sb = parked(g.sync(sync_req(&jb.member_id, Some("inst-b"), 2, None, vec![]), 3));
     let mut sa = parked(g.sync(sync_req(&ja.member_id, Some("inst-a"), 2, None, assignment), 3));
+    stored(&mut g, 3);
     let _ = (ready(&mut sa), ready(&mut sb));
 
     // inst-b restarts: a new JoinGroup without a member id.
@@ -349,4 +363,53 @@ fn stored_form_round_trips_into_a_stable_group() {
         assert_eq!(back.member(id).unwrap().assignment, g.member(id).unwrap().assignment);
         assert_eq!(back.member(id).unwrap().heartbeat_deadline, 1000 + SESSION as i64);
     }
+}
+
+/// A failed write of the leader's assignment reaches every member parked in SyncGroup
+/// (nobody keeps an assignment that is not stored) and the group rebalances; the members
+/// rejoin into a new generation whose assignment, stored, reaches them all.
+#[test]
+fn a_failed_store_of_the_assignment_fails_every_sync_and_rebalances() {
+    let cfg = cfg(0);
+    let mut g = ClassicGroup::new("g", 0);
+    let (a, mut ra) = join_new(&mut g, 0, &cfg);
+    let (b, mut rb) = join_new(&mut g, 0, &cfg);
+    let mut ra2 = parked(g.join(req(&a, None), 1, &cfg));
+    let _ = (ready(&mut ra), ready(&mut rb), ready(&mut ra2));
+    let leader = g.leader_id.clone().unwrap();
+    let other = if leader == a { b.clone() } else { a.clone() };
+    let gen = g.generation_id;
+    let mut other_sync = parked(g.sync(sync_req(&other, None, gen, None, vec![]), 2));
+    let given = vec![(leader.clone(), Bytes::from_static(b"L")), (other.clone(), Bytes::from_static(b"O"))];
+    let mut leader_sync = parked(g.sync(sync_req(&leader, None, gen, None, given.clone()), 3));
+    // The leader retries while the write is in flight: it waits with the others, and the
+    // assignment is written once.
+    assert!(g.take_dirty());
+    let mut leader_retry = parked(g.sync(sync_req(&leader, None, gen, None, given), 4));
+    assert!(!g.take_dirty(), "no second write for the retry");
+    let _ = ready(&mut leader_sync); // the replaced request is told to rebalance
+    pending(&mut leader_retry);
+    pending(&mut other_sync);
+    // A stale outcome (another generation) changes nothing.
+    g.assignment_stored(gen - 1, Err(Error::NotCoordinator), 5, &cfg);
+    pending(&mut other_sync);
+    g.assignment_stored(gen, Err(Error::NotCoordinator), 5, &cfg);
+    assert_eq!(ready(&mut other_sync).error, Some(Error::NotCoordinator));
+    assert_eq!(ready(&mut leader_retry).error, Some(Error::NotCoordinator));
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert!(g.members().all(|m| m.assignment.is_empty()), "no member keeps an unstored assignment");
+    assert_eq!(g.heartbeat(&other, None, gen, 6), Some(Error::RebalanceInProgress), "heartbeats send them back to JoinGroup");
+    // Both rejoin: generation + 1, and this time the assignment is stored.
+    let mut ja = parked(g.join(req(&a, None), 7, &cfg));
+    let mut jb = parked(g.join(req(&b, None), 7, &cfg));
+    let (ja, jb) = (ready(&mut ja), ready(&mut jb));
+    assert_eq!((ja.generation_id, jb.generation_id), (gen + 1, gen + 1));
+    let leader = ja.leader_id.clone();
+    let other = if leader == a { b.clone() } else { a.clone() };
+    let mut so = parked(g.sync(sync_req(&other, None, gen + 1, None, vec![]), 8));
+    let mut sl = parked(g.sync(sync_req(&leader, None, gen + 1, None, vec![(other.clone(), Bytes::from_static(b"O2"))]), 8));
+    stored(&mut g, 9);
+    assert_eq!(ready(&mut so).assignment, Bytes::from_static(b"O2"));
+    assert_eq!(ready(&mut sl).error, None);
+    assert_eq!(g.state(), GroupState::Stable);
 }

@@ -225,20 +225,31 @@ impl GroupCoordinator {
         if let Some(e) = Self::validate_group_id(group_id) {
             return SyncResult::error(e);
         }
-        let (reply, durable) = {
+        let (reply, durable, generation) = {
             let now = self.now();
             let mut inner = self.lock();
             let Some(g) = inner.groups.get_mut(group_id) else {
                 return SyncResult::error(Error::UnknownMemberId);
             };
+            let generation = g.generation_id;
             let reply = g.sync(req, now);
             let rec = Self::group_record(g);
-            (reply, rec.map(|r| self.write(group_id, &[r], now)))
+            (reply, rec.map(|r| self.write(group_id, &[r], now)), generation)
         };
-        // The assignment is stored before anyone is told about it (as Kafka's storeGroup).
+        // The assignment is stored before anyone is told about it (as Kafka's storeGroup);
+        // a failed write reaches every member and the group rebalances.
         if let Some(d) = durable {
-            if let Some(e) = Self::settle(d).await {
-                return SyncResult::error(e);
+            let stored = match Self::settle(d).await {
+                None => Ok(()),
+                // Kafka's mapping: a storage failure sends the members to find the
+                // coordinator again.
+                Some(Error::KafkaStorageError) => Err(Error::NotCoordinator),
+                Some(e) => Err(e),
+            };
+            let now = self.now();
+            let mut inner = self.lock();
+            if let Some(g) = inner.groups.get_mut(group_id) {
+                g.assignment_stored(generation, stored, now, &self.cfg);
             }
         }
         match reply {

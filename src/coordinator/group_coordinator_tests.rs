@@ -105,3 +105,61 @@ async fn transactional_offsets_take_effect_at_the_commit_marker_also_on_replay()
     assert_eq!(replayed.fetch_offsets("g", None), c.fetch_offsets("g", None));
     assert!(replayed.fetch_offsets("h", None).is_empty());
 }
+
+/// A store whose appends fail while `failing` is set (a full or broken disk).
+#[derive(Default)]
+struct FlakyStore {
+    failing: std::sync::atomic::AtomicBool,
+    inner: MemoryStore,
+}
+
+impl OffsetsStore for FlakyStore {
+    fn append(&self, partition: i32, records: &[KeyValue], txn: Option<TxnProducer>, now: i64) -> io::Result<Durable> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::other("disk full"));
+        }
+        self.inner.append(partition, records, txn, now)
+    }
+}
+
+#[tokio::test]
+async fn an_assignment_that_cannot_be_stored_is_not_handed_out_and_the_group_rebalances() {
+    use crate::coordinator::member::{JoinRequest, SyncRequest};
+    let clock = Arc::new(ManualClock::new(1_000));
+    let store = Arc::new(FlakyStore::default());
+    let cfg = GroupConfig { initial_rebalance_delay_ms: 0, ..GroupConfig::default() };
+    let c = GroupCoordinator::new(cfg, clock, store.clone(), Arc::new(StaticTopics::default()));
+    let join = |member: &str| JoinRequest {
+        member_id: member.into(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), bytes::Bytes::from_static(b"m"))],
+        require_known_member_id: true,
+    };
+    let sync = |member: &str, generation_id: i32| SyncRequest {
+        member_id: member.into(),
+        group_instance_id: None,
+        generation_id,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: vec![(member.to_string(), bytes::Bytes::from_static(b"mine"))],
+    };
+    let id = c.join("g", join("")).await.member_id;
+    let joined = c.join("g", join(&id)).await;
+    assert_eq!((joined.error, joined.generation_id), (None, 1));
+    store.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = c.sync("g", sync(&id, 1)).await;
+    assert_eq!(failed.error, Some(Error::CoordinatorNotAvailable));
+    assert!(failed.assignment.is_empty());
+    assert_eq!(c.heartbeat("g", &id, None, 1), Some(Error::RebalanceInProgress), "back to JoinGroup");
+    store.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let rejoined = c.join("g", join(&id)).await;
+    assert_eq!((rejoined.error, rejoined.generation_id), (None, 2));
+    let synced = c.sync("g", sync(&id, 2)).await;
+    assert_eq!((synced.error, &synced.assignment[..]), (None, &b"mine"[..]));
+    assert_eq!(c.heartbeat("g", &id, None, 2), None);
+}
