@@ -27,6 +27,12 @@ pub enum ControllerError {
     TopicExists(String),
     #[error("topic '{0}' does not exist")]
     UnknownTopic(String),
+    /// The name is taken in effect (Kafka: names that differ only in '.' and '_' collide).
+    #[error("{0}")]
+    InvalidTopic(String),
+    /// CreatePartitions to a count not above the current one.
+    #[error("{0}")]
+    InvalidPartitions(String),
     /// The replicas cannot be placed (too few brokers, mixed racks).
     #[error("{0}")]
     Placement(String),

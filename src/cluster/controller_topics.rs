@@ -105,6 +105,12 @@ impl QuorumController {
         if image.topic(name).is_some() || image.topics.contains_key(&id) {
             return Err(ControllerError::TopicExists(name.to_string()));
         }
+        // Decided here, not only by the broker that took the request: two brokers may
+        // each have checked one of two colliding names at the same moment.
+        let folded = name.replace('.', "_");
+        if let Some(other) = image.topics.values().find(|t| t.name.replace('.', "_") == folded) {
+            return Err(ControllerError::InvalidTopic(format!("topic '{name}' collides with existing topic '{}' ('.' and '_' collide)", other.name)));
+        }
         let placed = if assignments.is_empty() {
             place(&candidates(&image), 0, partitions, rf, seed()).map_err(|e| ControllerError::Placement(e.to_string()))?
         } else {
@@ -125,7 +131,9 @@ impl QuorumController {
         let topic = image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
         let current = topic.partitions.len() as i32;
         if count <= current {
-            return Ok(image.offset);
+            // Another broker's growth may have come first.
+            let why = if count == current { format!("topic {name} already has {current} partitions") } else { format!("topic {name} has {current} partitions, more than the {count} asked for") };
+            return Err(ControllerError::InvalidPartitions(why));
         }
         let rf = topic.partitions.values().next().map_or(1, |p| p.replicas.len() as i16);
         let placed = place(&candidates(&image), current, count - current, rf, seed()).map_err(|e| ControllerError::Placement(e.to_string()))?;

@@ -39,6 +39,8 @@ fn controller_error(e: ControllerError) -> TopicError {
         ControllerError::UnknownTopic(name) => TopicError::Unknown(name),
         ControllerError::Placement(why) => TopicError::InvalidReplicationFactor(why),
         ControllerError::InvalidAssignment(why) => TopicError::InvalidReplicaAssignment(why),
+        ControllerError::InvalidTopic(why) => TopicError::InvalidName(why),
+        ControllerError::InvalidPartitions(why) => TopicError::InvalidPartitions(why),
         other => TopicError::Io(io::Error::other(other.to_string())),
     }
 }
@@ -118,12 +120,16 @@ impl TopicAdmin {
         if !self.checked(validate_only, move || logs.create_partitions(&n, count, true)).await? {
             return Ok(());
         }
+        let id = self.logs.topic(name).map(|t| t.id);
         self.write(ControllerRequest::CreatePartitions { name: name.to_string(), count }).await?;
         match self.logs.topic(name) {
-            Some(t) if t.partitions.len() as i32 >= count => {
+            Some(t) if Some(t.id) == id && t.partitions.len() as i32 >= count => {
                 self.propagated(name, count).await;
                 Ok(())
             }
+            // Deleted (and perhaps made anew) by another call right after it grew.
+            Some(t) if Some(t.id) != id => Err(TopicError::Unknown(name.to_string())),
+            None => Err(TopicError::Unknown(name.to_string())),
             _ => Err(TopicError::Io(io::Error::other(format!("the new partitions of {name} could not be made; the broker retries")))),
         }
     }
