@@ -242,3 +242,84 @@ fn controller_only_nodes_run_the_quorum_for_broker_only_nodes() {
     create("after-second-failover");
     produce_and_read("after-second-failover");
 }
+
+/// `kill -<sig>` to the node's process (STOP freezes it, CONT lets it run on).
+fn signal(f: &Ferrite, sig: &str) {
+    let status = std::process::Command::new("kill").args([&format!("-{sig}"), &f.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// A topic of three partitions, one led by each broker, created through `port`:
+/// partition → leader.
+fn one_per_broker(port: u16, name: &str) -> BTreeMap<i32, i32> {
+    use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+    use kafka_protocol::messages::{ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, TopicName};
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(name.into())))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments((0..3).map(|p| CreatableReplicaAssignment::default().with_partition_index(p).with_broker_ids(vec![BrokerId(p + 1)])).collect());
+    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![topic]);
+    let resp: CreateTopicsResponse = common::raw::call(&mut common::cluster::connect(port).unwrap(), ApiKey::CreateTopics, 7, &req);
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+    (0..3).map(|p| (p, p + 1)).collect()
+}
+
+/// Processes frozen by SIGSTOP (a long GC pause, a stalled VM) past their session: a
+/// paused broker is fenced and its partitions go offline, and it is back, unfenced, once
+/// it runs again; a paused active controller is replaced by an election, and when it
+/// resumes it follows the new one — there is never a second active controller, and admin
+/// calls through it reach the new one.
+#[test]
+fn paused_nodes_are_fenced_and_a_paused_controller_is_replaced_without_a_second_one() {
+    const SIGSTOP: &str = "STOP";
+    const SIGCONT: &str = "CONT";
+    let mut cluster = common::cluster::Cluster::new("pause");
+    cluster.start_all_live();
+    let all = cluster.ids();
+    let (leader, _) = eventually("a led quorum", Duration::from_secs(10), || quorum_view(cluster.port(1)), |v| v.0 > 0);
+    let leaders = one_per_broker(cluster.port(leader), "paused");
+    // Whether one record's delivery to `partition` is acknowledged (its delivery report).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let produce_ok = |port: u16, partition: i32| {
+        let p: rdkafka::producer::FutureProducer =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", format!("127.0.0.1:{port}")).set("message.timeout.ms", "4000").create().unwrap();
+        let record = rdkafka::producer::FutureRecord::<(), str>::to("paused").payload("x").partition(partition);
+        rt.block_on(p.send(record, Duration::from_secs(15))).is_ok()
+    };
+
+    // A broker that is not the controller freezes: fenced after its session (2 s).
+    let frozen = *all.iter().find(|id| **id != leader).unwrap();
+    let witness = *all.iter().find(|id| **id != leader && **id != frozen).unwrap();
+    signal(&cluster.running[&frozen], SIGSTOP);
+    let without: Vec<i32> = all.iter().copied().filter(|id| *id != frozen).collect();
+    eventually("the frozen broker fenced", Duration::from_secs(10), || cluster_view(cluster.port(witness)).0, |b| *b == without);
+    let its_partition = *leaders.iter().find(|(_, l)| **l == frozen).unwrap().0;
+    assert!(!produce_ok(cluster.port(witness), its_partition), "the frozen broker's partition takes nothing");
+    assert!(produce_ok(cluster.port(witness), *leaders.iter().find(|(_, l)| **l == witness).unwrap().0), "the others serve on");
+    signal(&cluster.running[&frozen], SIGCONT);
+    eventually("the resumed broker unfenced", Duration::from_secs(10), || cluster_view(cluster.port(witness)).0, |b| *b == all);
+    assert!(produce_ok(cluster.port(witness), its_partition), "its partition is online again");
+
+    // The active controller freezes: the other two elect one of themselves.
+    signal(&cluster.running[&leader], SIGSTOP);
+    let others: Vec<i32> = all.iter().copied().filter(|id| *id != leader).collect();
+    let (next, _) = eventually("a new active controller", Duration::from_secs(15), || quorum_view(cluster.port(others[0])), |v| v.0 > 0 && v.0 != leader);
+    assert_eq!(quorum_view(cluster.port(others[1])).0, next, "both others name it");
+    eventually("the frozen controller's broker fenced", Duration::from_secs(10), || cluster_view(cluster.port(next)).0, |b| *b == others);
+    one_per_broker(cluster.port(others[1]), "while-paused");
+    // Resumed, it learns of the newer term and follows: one active controller only.
+    signal(&cluster.running[&leader], SIGCONT);
+    eventually("the old controller follows the new one", Duration::from_secs(15), || quorum_view(cluster.port(leader)).0, |l| *l == next);
+    for id in &all {
+        assert_eq!(quorum_view(cluster.port(*id)).0, next, "node {id} names one active controller");
+    }
+    eventually("all three unfenced", Duration::from_secs(10), || cluster_view(cluster.port(next)).0, |b| *b == all);
+    // An admin call through the old controller reaches the new one; the topic made while
+    // it was frozen is known to it.
+    one_per_broker(cluster.port(leader), "after-resume");
+    let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", format!("127.0.0.1:{}", cluster.port(leader))).create().unwrap();
+    let md = c.fetch_metadata(Some("while-paused"), Duration::from_secs(10)).unwrap();
+    assert_eq!(md.topics()[0].partitions().len(), 3);
+    assert!(produce_ok(cluster.port(leader), *leaders.iter().find(|(_, l)| **l == leader).unwrap().0), "its own partition serves again");
+}
