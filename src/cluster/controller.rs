@@ -39,6 +39,9 @@ pub enum ControllerError {
     /// A manual replica assignment names unknown brokers or is malformed.
     #[error("{0}")]
     InvalidAssignment(String),
+    /// The quorum did not commit in time (no majority of voters reachable, or an election).
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -105,7 +108,9 @@ impl QuorumController {
                 return Ok(s.leader_epoch);
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(ControllerError::Failed("the active controller is still replaying the metadata log".into()));
+                return Err(ControllerError::Timeout(
+                    "the active controller has metadata it could not commit for 5 s; is a majority of controller.quorum.voters reachable?".into(),
+                ));
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }

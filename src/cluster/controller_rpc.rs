@@ -162,7 +162,7 @@ impl ControllerChannel {
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(ControllerError::Failed(format!("controller {leader} at {addr}: {e}"))),
-            Err(_) => Err(ControllerError::Failed(format!("controller {leader} at {addr} did not answer in {CALL_TIMEOUT:?}"))),
+            Err(_) => Err(ControllerError::Timeout(format!("controller {leader} at {addr} did not answer in {CALL_TIMEOUT:?}"))),
         }
     }
 
@@ -170,7 +170,12 @@ impl ControllerChannel {
     async fn call(&self, req: ControllerRequest) -> Result<ControllerResponse, ControllerError> {
         let leader = self.quorum.status().leader_id.ok_or(ControllerError::NotController { leader: None })?;
         if leader == self.quorum.node_id() {
-            return Ok(dispatch(&self.local, req).await);
+            // A leader cut off from the other voters cannot commit: answer in bounded time.
+            return tokio::time::timeout(CALL_TIMEOUT, dispatch(&self.local, req)).await.map_err(|_| {
+                ControllerError::Timeout(format!(
+                    "the metadata quorum did not commit in {CALL_TIMEOUT:?}; is a majority of controller.quorum.voters reachable?"
+                ))
+            });
         }
         self.remote(leader, req).await
     }

@@ -40,6 +40,8 @@ fn controller_error(e: ControllerError) -> TopicError {
         ControllerError::Placement(why) => TopicError::InvalidReplicationFactor(why),
         ControllerError::InvalidAssignment(why) => TopicError::InvalidReplicaAssignment(why),
         ControllerError::InvalidTopic(why) => TopicError::InvalidName(why),
+        ControllerError::NotController { leader } => TopicError::NotController(format!("no active controller reachable now (last known: {leader:?}); retry")),
+        ControllerError::Timeout(why) => TopicError::TimedOut(why),
         ControllerError::InvalidPartitions(why) => TopicError::InvalidPartitions(why),
         other => TopicError::Io(io::Error::other(other.to_string())),
     }

@@ -20,6 +20,8 @@ pub fn topic_error(e: &TopicError) -> Error {
         TopicError::InvalidConfig(_) => Error::InvalidConfig,
         TopicError::Unknown(_) => Error::UnknownTopicOrPartition,
         TopicError::ResourceLimit(_) => Error::PolicyViolation,
+        TopicError::NotController(_) => Error::NotController,
+        TopicError::TimedOut(_) => Error::RequestTimedOut,
         TopicError::Io(_) => Error::KafkaStorageError,
     }
 }

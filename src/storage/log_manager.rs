@@ -72,6 +72,12 @@ pub enum TopicError {
     /// More partitions than the open-file or memory-map limit can hold (POLICY_VIOLATION).
     #[error("{0}")]
     ResourceLimit(String),
+    /// No active controller could be reached (NOT_CONTROLLER: retry).
+    #[error("{0}")]
+    NotController(String),
+    /// The metadata quorum did not decide in time (REQUEST_TIMED_OUT: retry).
+    #[error("{0}")]
+    TimedOut(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }

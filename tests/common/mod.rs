@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod links;
 pub mod process;
 pub mod raw;
 
