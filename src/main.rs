@@ -39,6 +39,13 @@ enum Command {
         /// Leave a directory formatted for another cluster as it is instead of failing.
         #[arg(long)]
         ignore_formatted: bool,
+        /// With controller.quorum.bootstrap.servers: this controller is the quorum's only voter.
+        #[arg(long, conflicts_with = "initial_controllers")]
+        standalone: bool,
+        /// With controller.quorum.bootstrap.servers: the quorum's voters,
+        /// `id@host:port[:directory-id],…` (as `kafka-storage format --initial-controllers`).
+        #[arg(long, value_name = "VOTERS")]
+        initial_controllers: Option<String>,
     },
     /// Print a new cluster id (as `kafka-storage random-uuid`).
     RandomUuid,
@@ -91,7 +98,11 @@ fn main() -> std::process::ExitCode {
             println!("{}", ferrite::storage::log_manager::uuid_to_kafka_string(uuid::Uuid::new_v4()));
             return std::process::ExitCode::SUCCESS;
         }
-        Some(Command::Format { cluster_id, ignore_formatted }) => {
+        Some(Command::Format { cluster_id, ignore_formatted, standalone, initial_controllers }) => {
+            if let Err(e) = format_voters(&config, *standalone, initial_controllers.as_deref()) {
+                tracing::error!("{e}");
+                return std::process::ExitCode::FAILURE;
+            }
             return match ferrite::storage::LogManager::format(&config, cluster_id, *ignore_formatted) {
                 Ok(true) => {
                     println!("Formatted {} for cluster {cluster_id}", config.log_dir.display());
@@ -117,6 +128,30 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `format --standalone` / `--initial-controllers`: the voters of a quorum configured by
+/// controller.quorum.bootstrap.servers, as `kafka-storage format` takes them.
+fn format_voters(config: &BrokerConfig, standalone: bool, initial: Option<&str>) -> anyhow::Result<()> {
+    use ferrite::cluster::voters;
+    if !standalone && initial.is_none() {
+        return Ok(());
+    }
+    if !config.cluster.voters.is_empty() {
+        anyhow::bail!("--standalone and --initial-controllers are for controller.quorum.bootstrap.servers; controller.quorum.voters already lists the voters");
+    }
+    if config.cluster.bootstrap_controllers.is_empty() {
+        anyhow::bail!("--standalone and --initial-controllers need controller.quorum.bootstrap.servers");
+    }
+    if !config.cluster.roles.controller {
+        anyhow::bail!("--standalone and --initial-controllers format controllers; a broker-only node learns the voters from them");
+    }
+    let set = match initial {
+        Some(raw) => voters::parse_initial_controllers(raw).map_err(|e| anyhow::anyhow!("--initial-controllers: {e}"))?,
+        None => voters::standalone(config).map_err(|e| anyhow::anyhow!(e))?,
+    };
+    voters::write(config, &set)?;
+    Ok(())
 }
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {

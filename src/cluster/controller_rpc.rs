@@ -37,6 +37,9 @@ pub enum ControllerRequest {
     /// A broker-only node asks for the metadata image if newer than offset `after`
     /// (held up to `observer::FETCH_WAIT` until one is).
     FetchImage { node_id: i32, after: u64 },
+    /// A broker-only node that knows only `controller.quorum.bootstrap.servers` asks who
+    /// the voters are (`voters::resolve`).
+    DescribeVoters,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,6 +52,8 @@ pub enum ControllerResponse {
     Written(Result<u64, ControllerError>),
     /// The quorum as this voter sees it, and its image when newer than asked.
     Image { status: QuorumStatus, image: Option<MetadataImage> },
+    /// The quorum's voters: node id → controller listener address.
+    Voters(BTreeMap<i32, String>),
 }
 
 /// Answers a broker's call with this node's controller (every request but the quorum's own).
@@ -56,7 +61,7 @@ async fn dispatch(controller: &QuorumController, req: ControllerRequest) -> Cont
     use ControllerRequest as Q;
     use ControllerResponse::*;
     match req {
-        Q::Raft(_) => Written(Err(ControllerError::Failed("a quorum message outside the quorum".into()))),
+        Q::Raft(_) | Q::DescribeVoters => Written(Err(ControllerError::Failed("a quorum message outside the quorum".into()))),
         Q::Register(r) => Register(controller.register(r).await),
         Q::Heartbeat { broker_id, broker_epoch } => Heartbeat(controller.heartbeat(broker_id, broker_epoch).await),
         Q::AllocateProducerIds { broker_id, floor, size } => AllocateProducerIds(controller.allocate_producer_ids(broker_id, floor, size).await),
@@ -123,6 +128,10 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, controller: Ar
                 };
                 let resp = match req {
                     ControllerRequest::Raft(r) => ControllerResponse::Raft(Box::new(network::serve(&raft, r).await)),
+                    ControllerRequest::DescribeVoters => {
+                        let m = raft.metrics().borrow().membership_config.clone();
+                        ControllerResponse::Voters(m.membership().nodes().map(|(id, n)| (*id as i32, n.addr.clone())).collect())
+                    }
                     other => dispatch(&controller, other).await,
                 };
                 if write_frame(&mut stream, &resp).await.is_err() {

@@ -30,12 +30,6 @@ pub fn check_supported(cfg: &BrokerConfig) -> anyhow::Result<()> {
     if c.is_lone() {
         return Ok(());
     }
-    if c.voters.is_empty() {
-        anyhow::bail!(
-            "controller.quorum.bootstrap.servers alone (dynamic quorums, KIP-853) is not served yet; \
-             list the voters in controller.quorum.voters"
-        );
-    }
     // The nodes of a cluster share one id: they are formatted with it (or given it), never
     // each inventing their own.
     if cfg.get("cluster.id").is_none() && !crate::storage::LogManager::is_formatted(cfg) {

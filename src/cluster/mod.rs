@@ -36,6 +36,7 @@ pub mod records;
 pub mod rpc;
 pub mod topic_admin;
 pub mod txn_marker_channel;
+pub mod voters;
 
 #[cfg(test)]
 mod controller_tests;

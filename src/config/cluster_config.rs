@@ -98,8 +98,8 @@ impl ClusterConfig {
                 format!("process.roles includes controller, so node.id {node} must be one of the voters {:?}", voters.keys().collect::<Vec<_>>()),
             ));
         }
-        if roles.controller && voters.is_empty() && !lone {
-            return Err(invalid("controller.quorum.voters", "a controller of a cluster needs the voters (id@host:port,…)"));
+        if roles.controller && voters.is_empty() && bootstrap_controllers.is_empty() && !lone {
+            return Err(invalid("controller.quorum.voters", "a controller of a cluster needs the voters (id@host:port,…) or controller.quorum.bootstrap.servers"));
         }
         if !roles.controller {
             if voters.contains_key(&node) {

@@ -29,6 +29,7 @@ impl ControllerServer {
     pub async fn start(config: BrokerConfig) -> anyhow::Result<ControllerServer> {
         crate::cluster::lifecycle::check_supported(&config)?;
         assert!(config.cluster.roles.controller && !config.cluster.roles.broker, "a controller-only configuration");
+        let config = crate::cluster::voters::resolve(config).await?;
         let dir = config.cluster.metadata_log_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}; set metadata.log.dir (or log.dirs) to a writable directory", dir.display()))?;
         let lock = DirLock::acquire(&dir)?;

@@ -46,6 +46,7 @@ impl Broker {
     pub async fn start(config: BrokerConfig) -> anyhow::Result<Broker> {
         crate::cluster::lifecycle::check_supported(&config)?;
         anyhow::ensure!(config.cluster.roles.broker, "process.roles has no broker: start a ControllerServer");
+        let config = crate::cluster::voters::resolve(config).await?;
         let config = Arc::new(config);
         let fd_limit = crate::storage::resource_budget::raise_open_file_limit();
         tracing::debug!(fd_limit, "open-file limit");
