@@ -189,14 +189,19 @@ pub fn cluster_view(port: u16) -> (Vec<i32>, i32) {
     (resp.brokers.iter().map(|b| b.broker_id.0).collect(), resp.controller_id.0)
 }
 
-/// (leader, voters) of the metadata quorum as `port` describes it.
-pub fn quorum_view(port: u16) -> (i32, Vec<i32>) {
+/// The metadata quorum's partition as `port` describes it (DescribeQuorum v1).
+fn describe_quorum(port: u16) -> kafka_protocol::messages::describe_quorum_response::PartitionData {
     let mut s = connect(port).expect("the broker accepts connections");
     let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let resp: DescribeQuorumResponse = super::raw::call(&mut s, ApiKey::DescribeQuorum, 1, &req);
-    let p = &resp.topics[0].partitions[0];
+    let mut resp: DescribeQuorumResponse = super::raw::call(&mut s, ApiKey::DescribeQuorum, 1, &req);
+    resp.topics.remove(0).partitions.remove(0)
+}
+
+/// (leader, voters) of the metadata quorum as `port` describes it.
+pub fn quorum_view(port: u16) -> (i32, Vec<i32>) {
+    let p = describe_quorum(port);
     (p.leader_id.0, p.current_voters.iter().map(|v| v.replica_id.0).collect())
 }
 
@@ -216,11 +221,6 @@ pub fn eventually<T: std::fmt::Debug>(what: &str, within: Duration, mut f: impl 
 /// (high watermark, each voter's log end offset) of the metadata quorum as `port`
 /// describes it; -1 where the leader does not know a voter's.
 pub fn quorum_offsets(port: u16) -> (i64, BTreeMap<i32, i64>) {
-    let mut s = connect(port).expect("the broker accepts connections");
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let resp: DescribeQuorumResponse = super::raw::call(&mut s, ApiKey::DescribeQuorum, 1, &req);
-    let p = &resp.topics[0].partitions[0];
+    let p = describe_quorum(port);
     (p.high_watermark, p.current_voters.iter().map(|v| (v.replica_id.0, v.log_end_offset)).collect())
 }
