@@ -1,7 +1,8 @@
-//! OffsetForLeaderEpoch: librdkafka ≥ 2.1 validates its position with it after a leader
-//! change. Every partition has had one leader epoch (0) so far — leadership moves only
-//! with replication — so epoch 0 ends at the log end offset and any later epoch is
-//! unknown. Partitions another broker leads are NOT_LEADER_OR_FOLLOWER.
+//! OffsetForLeaderEpoch: where a leader epoch ended in this partition's log, from its
+//! `leader-epoch-checkpoint` (Kafka's `endOffsetForEpoch`): librdkafka ≥ 2.1 and the Java
+//! consumer validate their position with it after a leader change (KIP-320), and
+//! followers find their truncation point with it (KIP-279). Partitions another broker
+//! leads are NOT_LEADER_OR_FOLLOWER.
 
 use super::not_leader::Leadership;
 use super::{check_leader_epoch, Ctx, Error, Outcome};
@@ -31,10 +32,10 @@ pub async fn handle(ctx: &Ctx<'_>, req: OffsetForLeaderEpochRequest) -> Outcome 
                     match (partition, epoch_error) {
                         (None, _) => failed(Error::UnknownTopicOrPartition),
                         (_, Some(e)) => failed(e),
-                        (Some(part), None) if p.leader_epoch == crate::LEADER_EPOCH => {
-                            resp.with_leader_epoch(crate::LEADER_EPOCH).with_end_offset(part.offsets().high_watermark)
+                        (Some(part), None) => {
+                            let (epoch, end) = part.log().end_offset_for_epoch(p.leader_epoch);
+                            resp.with_leader_epoch(epoch).with_end_offset(end)
                         }
-                        (Some(_), None) => resp.with_leader_epoch(-1).with_end_offset(-1),
                     }
                 })
                 .collect();

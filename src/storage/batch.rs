@@ -49,6 +49,8 @@ pub struct BatchHeader {
     pub base_offset: i64,
     /// The whole batch size in bytes, including the 12-byte log overhead.
     pub size: usize,
+    /// The epoch of the leader that appended it (-1 as a producer sends it).
+    pub partition_leader_epoch: i32,
     pub magic: i8,
     pub crc: u32,
     pub attributes: i16,
@@ -70,7 +72,7 @@ impl BatchHeader {
         let mut b = buf;
         let base_offset = b.get_i64();
         let length = b.get_i32();
-        let _leader_epoch = b.get_i32();
+        let partition_leader_epoch = b.get_i32();
         let magic = b.get_i8();
         if length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
             return Err(BatchError::Corrupt);
@@ -90,6 +92,7 @@ impl BatchHeader {
         Ok(BatchHeader {
             base_offset,
             size: length as usize + LOG_OVERHEAD,
+            partition_leader_epoch,
             magic,
             crc,
             attributes,

@@ -4,6 +4,7 @@
 //! answers reads with file ranges, looks offsets up by timestamp, applies retention and
 //! knows its recovery point (every offset below it has been fsynced).
 
+use super::leader_epoch_cache::LeaderEpochFileCache;
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::producer_state::{ProducerCheck, ProducerError, ProducerStateManager};
 use super::segment::{self, BatchMeta, LogSegment};
@@ -85,6 +86,8 @@ pub struct Log {
     last_flush_ms: i64,
     /// Idempotent producers' recent batches (Kafka's ProducerStateManager).
     producers: ProducerStateManager,
+    /// Where each leader epoch's batches begin (`leader-epoch-checkpoint`).
+    epochs: LeaderEpochFileCache,
 }
 
 /// Why an append was refused.
@@ -128,6 +131,7 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: opts.now_ms,
             producers: ProducerStateManager::default(),
+            epochs: LeaderEpochFileCache::empty(dir),
         };
         // With an unclean stop, recover from the segment that holds the recovery point on.
         let first_unflushed = if opts.clean_shutdown {
@@ -187,7 +191,48 @@ impl Log {
         // so a second unclean stop re-validates the same segments.
         log.recovery_point = log.recovery_point.min(log.next_offset());
         log.load_producer_state()?;
+        log.load_leader_epochs()?;
         Ok(log)
+    }
+
+    /// The checkpoint as written, trimmed to the log as recovered; rebuilt from the
+    /// batches' stamped epochs when it is missing (a log from before the checkpoint) or
+    /// damaged.
+    fn load_leader_epochs(&mut self) -> io::Result<()> {
+        self.epochs = match LeaderEpochFileCache::load(&self.dir)? {
+            Some(c) => c,
+            None => {
+                let mut c = LeaderEpochFileCache::empty(&self.dir);
+                for seg in self.segments.values() {
+                    let mut pos = 0;
+                    while let Some(h) = seg.header_at(pos)? {
+                        c.assign_quietly(h.partition_leader_epoch, h.base_offset);
+                        pos += h.size as u64;
+                    }
+                }
+                c.persist()?;
+                c
+            }
+        };
+        self.epochs.truncate_from_end(self.next_offset())?;
+        self.epochs.truncate_from_start(self.log_start_offset)?;
+        // Kafka's `maybeAssignEpochStartOffset` as a leader takes over: its epoch starts at
+        // the log end, so even an empty log answers for it. (Every partition has one
+        // leader epoch until replication moves leadership.)
+        if self.epochs.latest_epoch().is_none_or(|e| e < crate::LEADER_EPOCH) {
+            self.epochs.assign(crate::LEADER_EPOCH, self.next_offset())?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's `endOffsetForEpoch`: the epoch at or below `epoch` that wrote here and the
+    /// offset where it ended (`leader_epoch_cache::end_offset_for`).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.next_offset())
+    }
+
+    pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        self.epochs.entries()
     }
 
     /// The newest producer snapshot at or below the log end, then every batch after it.
@@ -326,7 +371,7 @@ impl Log {
         for (bytes, h) in batches {
             let mut s = [0u8; 26];
             s[0..8].copy_from_slice(&next.to_be_bytes());
-            s[8..12].copy_from_slice(&0i32.to_be_bytes());
+            s[8..12].copy_from_slice(&crate::LEADER_EPOCH.to_be_bytes());
             let mut max_ts = h.max_timestamp;
             let sent_max = i64::from_be_bytes(bytes[batch::OFF_MAX_TIMESTAMP..batch::OFF_MAX_TIMESTAMP + 8].try_into().unwrap());
             let rewrite = append_time || sent_max != h.max_timestamp;
@@ -367,6 +412,8 @@ impl Log {
         if self.active().should_roll(total, last_offset, self.config.segment_bytes, self.config.segment_ms, now_ms) {
             self.roll(now_ms)?;
         }
+        // The epoch's start is on disk before any of its batches can be.
+        self.epochs.assign(crate::LEADER_EPOCH, first_offset)?;
         self.active_mut().append(&metas, &mut iov)?;
         self.unflushed_messages += last_offset - first_offset + 1;
         let mut base = first_offset;
@@ -574,6 +621,7 @@ impl Log {
         }
         self.log_start_offset = offset;
         self.producers.prune_below(offset);
+        self.epochs.truncate_from_start(offset)?;
         loop {
             let mut bases = self.segments.keys();
             match (bases.next(), bases.next()) {
@@ -623,6 +671,7 @@ impl Log {
         let first = *self.segments.keys().next().unwrap();
         self.log_start_offset = self.log_start_offset.max(first);
         self.producers.prune_below(self.log_start_offset);
+        self.epochs.truncate_from_start(self.log_start_offset)?;
         Ok(doomed)
     }
 

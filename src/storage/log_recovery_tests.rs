@@ -214,3 +214,47 @@ fn a_log_without_producer_ids_still_gets_producer_snapshots_so_a_start_reads_onl
     log.close().unwrap();
     assert!(dir.path().join(crate::storage::producer_state::snapshot_name(50)).exists(), "and so did the clean close");
 }
+
+/// The leader-epoch checkpoint follows the log: every batch is stamped with the leader's
+/// epoch and the epoch's start is recorded before its first batch; retention, DeleteRecords
+/// and crash recovery trim it; a missing or damaged checkpoint is rebuilt from the
+/// batches' stamps; OffsetForLeaderEpoch's answer comes from it.
+#[test]
+fn the_leader_epoch_checkpoint_follows_appends_truncation_and_restarts() {
+    use crate::storage::leader_epoch_cache::FILE;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), cfg(4096), opts(true, 0)).unwrap();
+    assert_eq!(log.leader_epochs(), vec![(crate::LEADER_EPOCH, 0)], "an empty log answers for its leader's epoch");
+    assert_eq!(log.end_offset_for_epoch(crate::LEADER_EPOCH), (crate::LEADER_EPOCH, 0));
+    fill(&mut log, 40);
+    assert_eq!(log.end_offset_for_epoch(crate::LEADER_EPOCH), (crate::LEADER_EPOCH, 40));
+    assert_eq!(log.end_offset_for_epoch(crate::LEADER_EPOCH + 1), (-1, -1), "a newer epoch is unknown");
+    let first = log.segments.values().next().unwrap();
+    let (_, h) = first.translate_offset(0).unwrap().unwrap();
+    assert_eq!(h.partition_leader_epoch, crate::LEADER_EPOCH, "the batch carries the leader's epoch");
+    assert_eq!(std::fs::read_to_string(dir.path().join(FILE)).unwrap(), format!("0\n1\n{} 0\n", crate::LEADER_EPOCH));
+
+    // DeleteRecords moves the epoch's start with the log start.
+    log.delete_records_before(12).unwrap();
+    assert_eq!(log.leader_epochs(), vec![(crate::LEADER_EPOCH, 12)]);
+    drop(log);
+    let log = Log::open(dir.path(), cfg(4096), LoadOptions { log_start_offset: 12, ..opts(true, 40) }).unwrap();
+    assert_eq!(log.leader_epochs(), vec![(crate::LEADER_EPOCH, 12)], "read back as written");
+    drop(log);
+
+    // A damaged checkpoint is rebuilt from the batches, and so is a missing one.
+    for damage in [Some("0\n9\nnonsense\n"), None] {
+        match damage {
+            Some(text) => std::fs::write(dir.path().join(FILE), text).unwrap(),
+            None => std::fs::remove_file(dir.path().join(FILE)).unwrap(),
+        }
+        let log = Log::open(dir.path(), cfg(4096), LoadOptions { log_start_offset: 12, ..opts(true, 40) }).unwrap();
+        assert_eq!(log.leader_epochs(), vec![(crate::LEADER_EPOCH, 12)], "rebuilt after {damage:?}");
+        assert_eq!(log.end_offset_for_epoch(crate::LEADER_EPOCH), (crate::LEADER_EPOCH, 40));
+    }
+
+    // A checkpoint that names more than the recovered log holds is trimmed to it.
+    std::fs::write(dir.path().join(FILE), format!("0\n2\n{} 12\n{} 45\n", crate::LEADER_EPOCH, crate::LEADER_EPOCH + 3)).unwrap();
+    let log = Log::open(dir.path(), cfg(4096), LoadOptions { log_start_offset: 12, ..opts(false, 0) }).unwrap();
+    assert_eq!(log.leader_epochs(), vec![(crate::LEADER_EPOCH, 12)], "an epoch past the log end is dropped");
+}

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod dir_lock;
+pub mod leader_epoch_cache;
 mod index_file;
 pub mod log;
 pub mod log_cleaner;
