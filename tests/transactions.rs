@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
 
-fn txn_producer(bs: &str, id: &str, extra: &[(&str, &str)]) -> rdkafka::producer::BaseProducer {
+fn txn_producer(bs: &str, id: &str, extra: &[(&str, &str)]) -> common::TestProducer {
     let mut cfg = vec![("transactional.id", id), ("linger.ms", "1")];
     cfg.extend_from_slice(extra);
     let p = producer(bs, &cfg);
@@ -23,7 +23,7 @@ fn txn_producer(bs: &str, id: &str, extra: &[(&str, &str)]) -> rdkafka::producer
     p
 }
 
-fn send(p: &rdkafka::producer::BaseProducer, topic: &str, partition: i32, values: &[String]) {
+fn send(p: &common::TestProducer, topic: &str, partition: i32, values: &[String]) {
     for v in values {
         let mut r = BaseRecord::<[u8], [u8]>::to(topic).partition(partition).payload(v.as_bytes());
         loop {

@@ -14,13 +14,40 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
-pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseProducer {
+/// A producer's context that remembers failed deliveries, so `produce_all` can tell
+/// "flushed" (every report in, successes and failures alike) from "delivered".
+#[derive(Default)]
+pub struct Deliveries {
+    failed: std::sync::Mutex<Vec<String>>,
+}
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = r {
+            self.failed.lock().unwrap().push(format!("{}-{}: {e}", m.topic(), m.partition()));
+        }
+    }
+}
+
+impl Deliveries {
+    /// The deliveries that failed so far.
+    pub fn failed(&self) -> Vec<String> {
+        self.failed.lock().unwrap().clone()
+    }
+}
+
+pub type TestProducer = BaseProducer<Deliveries>;
+
+pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> TestProducer {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap).set("linger.ms", "5").set("message.timeout.ms", "30000");
     for (k, v) in extra {
         c.set(*k, *v);
     }
-    c.create().expect("producer")
+    c.create_with_context(Deliveries::default()).expect("producer")
 }
 
 pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
@@ -37,7 +64,7 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
 }
 
 /// Produces and waits for every delivery report; panics on any delivery error.
-pub fn produce_all(p: &BaseProducer, records: Vec<BaseRecord<'_, [u8], [u8]>>) {
+pub fn produce_all(p: &TestProducer, records: Vec<BaseRecord<'_, [u8], [u8]>>) {
     for mut r in records {
         loop {
             match p.send(r) {
@@ -50,7 +77,9 @@ pub fn produce_all(p: &BaseProducer, records: Vec<BaseRecord<'_, [u8], [u8]>>) {
             }
         }
     }
-    p.flush(Duration::from_secs(30)).expect("all records delivered");
+    p.flush(Duration::from_secs(30)).expect("every delivery report in");
+    let failed = p.context().failed();
+    assert!(failed.is_empty(), "{} deliveries failed, first: {:?}", failed.len(), failed.first());
 }
 
 /// A record as read back, owned.
