@@ -2,6 +2,7 @@
 //! librdkafka) configured for a broker at `bootstrap`.
 #![allow(dead_code)]
 
+pub mod checker;
 pub mod cluster;
 pub mod links;
 pub mod process;
