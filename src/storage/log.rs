@@ -968,6 +968,9 @@ mod tests {
     }
 }
 
+#[path = "log_replica.rs"]
+mod replica;
+
 #[cfg(test)]
 #[path = "log_recovery_tests.rs"]
 mod recovery_tests;

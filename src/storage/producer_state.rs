@@ -39,7 +39,7 @@ pub struct ProducerStateEntry {
 }
 
 impl ProducerStateEntry {
-    fn last_seq(&self) -> Option<i32> {
+    pub fn last_seq(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_seq)
     }
 }
@@ -259,6 +259,16 @@ impl ProducerStateManager {
         }
         Ok((Self::default(), None))
     }
+}
+
+/// Removes the snapshots taken past `offset` (the log was truncated below them).
+pub fn delete_snapshots_above(dir: &Path, offset: i64) -> io::Result<()> {
+    for o in list_snapshots(dir)? {
+        if o > offset {
+            std::fs::remove_file(dir.join(snapshot_name(o)))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn snapshot_name(offset: i64) -> String {

@@ -341,6 +341,22 @@ impl LogSegment {
         Ok(None)
     }
 
+    /// Removes every batch that holds `offset` or a later one (a batch straddling `offset`
+    /// goes whole, as in Kafka), rebuilds the indexes from what is left and leaves the
+    /// segment ready for appends. Returns how many bytes went.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> io::Result<u64> {
+        let Some((pos, _)) = self.translate_offset(offset)? else {
+            self.reopen_for_append()?;
+            return Ok(0);
+        };
+        let removed = self.size - pos;
+        self.file.set_len(pos)?;
+        self.size = pos;
+        self.recover_inner(None, now_ms, false)?;
+        self.reopen_for_append()?;
+        Ok(removed)
+    }
+
     /// Closes the segment for appends: final time-index entry, trimmed indexes.
     pub fn on_become_inactive(&mut self) -> io::Result<()> {
         if self.max_timestamp >= 0 {
