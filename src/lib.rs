@@ -12,6 +12,7 @@ pub mod config;
 pub mod coordinator;
 pub mod handlers;
 pub mod metrics;
+pub mod replication;
 pub mod response_frame;
 pub mod server;
 pub mod storage;
