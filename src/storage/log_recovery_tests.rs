@@ -30,14 +30,19 @@ fn flip(path: &Path, pos: u64, mask: u8) {
 
 /// Every offset the log serves, read batch by batch from the start.
 fn served(log: &Log) -> Vec<i64> {
+    served_batches(log).iter().flat_map(|h| h.base_offset..=h.last_offset()).collect()
+}
+
+/// The header of every batch the log serves, read one by one from its start.
+pub(super) fn served_batches(log: &Log) -> Vec<BatchHeader> {
     let mut out = Vec::new();
     let mut next = log.log_start_offset();
     while let Some(s) = log.read(next, 1, true).unwrap() {
         let mut head = [0u8; HEADER_LEN];
         s.file.read_exact_at(&mut head, s.position).unwrap();
         let h = BatchHeader::parse(&head).unwrap();
-        out.extend(h.base_offset..=h.last_offset());
         next = h.last_offset() + 1;
+        out.push(h);
     }
     out
 }

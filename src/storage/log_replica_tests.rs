@@ -52,16 +52,10 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// Every (offset, epoch) the log serves, batch by batch from its start.
 fn served(log: &Log) -> Vec<(i64, i32)> {
-    let mut out = Vec::new();
-    let mut next = log.log_start_offset();
-    while let Some(s) = log.read(next, 1, true).unwrap() {
-        let mut head = [0u8; HEADER_LEN];
-        s.file.read_exact_at(&mut head, s.position).unwrap();
-        let h = BatchHeader::parse(&head).unwrap();
-        out.extend((h.base_offset..=h.last_offset()).map(|o| (o, h.partition_leader_epoch)));
-        next = h.last_offset() + 1;
-    }
-    out
+    super::super::recovery_tests::served_batches(log)
+        .iter()
+        .flat_map(|h| (h.base_offset..=h.last_offset()).map(move |o| (o, h.partition_leader_epoch)))
+        .collect()
 }
 
 #[test]
